@@ -1,0 +1,199 @@
+//! The request's record, filled in as it moves through the pipeline and handed to the
+//! asynchronous request log exactly once — on success, on error, or (through `Drop`) when the
+//! client goes away mid-request, so nothing that reached the gateway goes unrecorded.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::HeaderMap;
+use serde_json::{Map, Value};
+use switchyard_api::Usage;
+use switchyard_store::{RequestLog, RequestRecord};
+
+use crate::metrics::{self, RequestMetrics};
+use crate::stages::auth::Principal;
+use crate::stages::routing::ModelEntry;
+
+const MAX_TAGS: usize = 32;
+const MAX_TAG_LEN: usize = 128;
+
+pub struct RequestContext {
+    log: RequestLog,
+    started: Instant,
+    ttft: Option<Duration>,
+    record: RequestRecord,
+    finished: bool,
+}
+
+impl RequestContext {
+    pub fn begin(log: RequestLog, endpoint: &str, headers: &HeaderMap) -> Self {
+        metrics::inflight(1.0);
+        let ts_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let record = RequestRecord {
+            request_id: format!("req_{}", uuid::Uuid::now_v7().simple()),
+            ts_ms,
+            endpoint: endpoint.to_owned(),
+            tags: header_tags(headers),
+            ..Default::default()
+        };
+        Self {
+            log,
+            started: Instant::now(),
+            ttft: None,
+            record,
+            finished: false,
+        }
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.record.request_id
+    }
+
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    pub fn set_principal(&mut self, p: &Principal) {
+        self.record.tenant = p.tenant.to_string();
+        self.record.key_id = p.key_id.to_string();
+    }
+
+    /// What the client asked for, and the tags it attached in the body's `metadata`.
+    pub fn set_request(&mut self, model: &str, stream: bool, metadata: Option<&Map<String, Value>>) {
+        self.record.model_requested = model.chars().take(256).collect();
+        self.record.stream = stream;
+        let Some(meta) = metadata else { return };
+        if let Some(Value::Array(tags)) = meta.get("tags") {
+            for t in tags.iter().filter_map(Value::as_str) {
+                push_tag(&mut self.record.tags, t);
+            }
+        }
+        self.record.metadata = meta
+            .iter()
+            .filter(|(k, _)| k.as_str() != "tags")
+            .take(MAX_TAGS)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+    }
+
+    pub fn set_route(&mut self, model: &ModelEntry, attempts: u32) {
+        self.record.model_used = Some(model.name.clone());
+        self.record.provider = Some(model.provider_name().to_owned());
+        self.record.attempts = attempts;
+    }
+
+    pub fn set_attempts(&mut self, attempts: u32) {
+        self.record.attempts = attempts;
+    }
+
+    pub fn set_usage(&mut self, model: &ModelEntry, usage: Usage) {
+        self.record.prompt_tokens = usage.prompt_tokens;
+        self.record.completion_tokens = usage.completion_tokens;
+        self.record.cost_usd = model.cost_usd(usage.prompt_tokens, usage.completion_tokens);
+    }
+
+    pub fn cost_usd(&self) -> f64 {
+        self.record.cost_usd
+    }
+
+    pub fn mark_first_token(&mut self) {
+        if self.ttft.is_none() {
+            self.ttft = Some(self.started.elapsed());
+        }
+    }
+
+    pub fn finish_ok(mut self, status: u16) {
+        self.record.status = status;
+        self.emit();
+    }
+
+    pub fn finish_err(mut self, status: u16, kind: &str, message: &str) {
+        self.record.status = status;
+        self.record.error_kind = Some(kind.to_owned());
+        self.record.error_message = Some(message.chars().take(500).collect());
+        self.emit();
+    }
+
+    fn emit(&mut self) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        metrics::inflight(-1.0);
+        let duration = self.started.elapsed();
+        let r = &mut self.record;
+        r.latency_ms = duration.as_millis() as u64;
+        r.ttft_ms = self.ttft.map(|t| t.as_millis() as u64);
+        metrics::request_finished(&RequestMetrics {
+            model: r.model_used.as_deref().unwrap_or(&r.model_requested),
+            provider: r.provider.as_deref().unwrap_or("none"),
+            tenant: &r.tenant,
+            status: r.status,
+            duration,
+            ttft: self.ttft,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            cost_usd: r.cost_usd,
+        });
+        self.log.record(std::mem::take(&mut self.record));
+    }
+}
+
+impl Drop for RequestContext {
+    fn drop(&mut self) {
+        if !self.finished {
+            // The response future was dropped: the client disconnected (or shutdown cut it off).
+            self.record.status = 499;
+            self.record.error_kind = Some("client_closed".to_owned());
+            self.emit();
+        }
+    }
+}
+
+fn header_tags(headers: &HeaderMap) -> Vec<String> {
+    let mut tags = Vec::new();
+    if let Some(v) = headers.get("x-switchyard-tags").and_then(|v| v.to_str().ok()) {
+        for t in v.split(',') {
+            push_tag(&mut tags, t);
+        }
+    }
+    tags
+}
+
+fn push_tag(tags: &mut Vec<String>, tag: &str) {
+    let tag = tag.trim();
+    if !tag.is_empty() && tags.len() < MAX_TAGS && !tags.iter().any(|t| t == tag) {
+        tags.push(tag.chars().take(MAX_TAG_LEN).collect());
+    }
+}
+
+/// A rough token count for upstreams that report no usage: about four characters a token for
+/// English text, never zero for non-empty text.
+pub fn estimate_tokens(chars: usize) -> u64 {
+    chars.div_ceil(4) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_from_header_are_trimmed_deduplicated_and_bounded() {
+        let mut h = HeaderMap::new();
+        h.insert("x-switchyard-tags", " support, faq ,support,,".parse().unwrap());
+        assert_eq!(header_tags(&h), vec!["support", "faq"]);
+        let mut many = Vec::new();
+        for i in 0..100 {
+            push_tag(&mut many, &format!("t{i}"));
+        }
+        assert_eq!(many.len(), MAX_TAGS);
+    }
+
+    #[test]
+    fn token_estimate() {
+        assert_eq!(estimate_tokens(0), 0);
+        assert_eq!(estimate_tokens(1), 1);
+        assert_eq!(estimate_tokens(8), 2);
+    }
+}

@@ -1,0 +1,163 @@
+//! The HTTP surface: OpenAI-compatible endpoints, admin API, health and metrics.
+
+mod admin;
+mod chat;
+mod embeddings;
+mod error;
+mod health;
+mod stream;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::de::DeserializeOwned;
+use switchyard_store::{RequestLog, Store};
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::requestlog::RequestContext;
+use crate::stages::admission::Admission;
+use crate::stages::auth::{KeyRing, Principal};
+use crate::stages::call::Caller;
+use crate::stages::routing::ModelTable;
+
+pub struct AppState {
+    pub config: Config,
+    pub keys: KeyRing,
+    pub admission: Admission,
+    pub models: ModelTable,
+    pub caller: Caller,
+    pub log: RequestLog,
+    pub store: Arc<dyn Store>,
+    pub metrics: Option<PrometheusHandle>,
+    pub shutting_down: AtomicBool,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/v1/models", get(embeddings::list_models))
+        .route("/admin/requests", get(admin::list_requests))
+        .route("/admin/requests/{request_id}", get(admin::get_request))
+        .route("/admin/breakers", get(admin::breakers))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                http::StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+                "method not allowed on this endpoint",
+            )
+        })
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish (up to
+/// `[server] shutdown_grace_secs`), and flushes the request log before returning.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
+    let drain_state = state.clone();
+    let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(async move {
+        shutdown.await;
+        drain_state.shutting_down.store(true, Ordering::SeqCst);
+        tracing::info!("shutdown requested: draining in-flight requests");
+        let _ = signalled_tx.send(true);
+    });
+    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let grace_expired = async move {
+        let _ = signalled_rx.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        r = server => r,
+        _ = grace_expired => {
+            tracing::warn!("shutdown grace period expired with requests still in flight");
+            Ok(())
+        }
+    };
+    state.log.shutdown().await;
+    tracing::info!("request log flushed");
+    result
+}
+
+/// Auth and admission for an API request: the stages that need only headers run before a byte of
+/// the body is read, then the body is read (capped) and parsed.
+pub(crate) async fn admit<T: DeserializeOwned>(
+    app: &AppState,
+    ctx: &mut RequestContext,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Principal, T), ApiError> {
+    let principal = app.keys.authenticate(headers)?;
+    ctx.set_principal(&principal);
+    app.admission.check_declared_size(headers)?;
+    app.admission.check_rate(&principal.tenant)?;
+    let bytes = read_body(body, app.admission.max_body_bytes()).await?;
+    let parsed = parse_json(&bytes)?;
+    Ok((principal, parsed))
+}
+
+async fn read_body(body: Body, limit: u64) -> Result<Bytes, ApiError> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::new(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            "request_too_large",
+            format!("request body exceeds the limit of {limit} bytes"),
+        )),
+        Err(e) => Err(ApiError::invalid_request("body_read_error", format!("could not read the request body: {e}"))),
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::invalid_request("invalid_json", "the request body is empty; send a JSON object"));
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("invalid JSON body: {inner}")
+        } else if path == "." {
+            format!("invalid request body: {inner}")
+        } else {
+            format!("invalid value for `{path}`: {inner}")
+        };
+        ApiError::invalid_request("invalid_request", message)
+    })
+}
+
+/// Answers an error, recording it in the request log first.
+pub(crate) fn fail(ctx: RequestContext, err: ApiError) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let request_id = header_value(ctx.request_id());
+    ctx.finish_err(err.status.as_u16(), err.code, &err.message);
+    let mut resp = err.into_response();
+    resp.headers_mut().insert("x-request-id", request_id);
+    resp
+}
+
+pub(crate) fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}

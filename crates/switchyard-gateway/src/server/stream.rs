@@ -1,0 +1,193 @@
+//! Streaming chat: the call stage waits for the upstream's first event before committing to a
+//! model (so fallbacks still work for streams), then chunks are relayed as SSE while usage and
+//! time-to-first-token are collected for the request log.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use futures::StreamExt;
+use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, ErrorBody, Usage};
+use switchyard_providers::{ChunkStream, ProviderError};
+
+use super::chat::route_headers;
+use super::{fail, AppState};
+use crate::requestlog::{estimate_tokens, RequestContext};
+use crate::stages::routing::ModelEntry;
+
+pub(super) async fn respond(
+    app: Arc<AppState>,
+    mut ctx: RequestContext,
+    req: ChatCompletionRequest,
+    plan: Vec<Arc<ModelEntry>>,
+) -> Response {
+    let req = Arc::new(req);
+    let result = app
+        .caller
+        .call(&app.models, plan, |m| {
+            let req = req.clone();
+            async move {
+                let mut upstream = m.provider.chat_stream(&req, &m.upstream).await?;
+                match upstream.next().await {
+                    Some(Ok(first)) => Ok((first, upstream)),
+                    Some(Err(e)) => Err(e),
+                    None => Err(ProviderError::StreamBroken("upstream closed the stream before any event".into())),
+                }
+            }
+        })
+        .await;
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            if let Some(m) = &e.last_model {
+                ctx.set_route(m, e.attempts);
+            }
+            return fail(ctx, e.into());
+        }
+    };
+    let (first, upstream) = out.value;
+    ctx.set_route(&out.model, out.attempts);
+    // Only the prompt side is known when headers go out; the exact cost lands in the request log.
+    let prompt_estimate = Usage::new(estimate_tokens(req.prompt_chars()), 0);
+    ctx.set_usage(&out.model, prompt_estimate);
+
+    let mut builder = Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, "text/event-stream")
+        .header(http::header::CACHE_CONTROL, "no-cache")
+        .header("x-accel-buffering", "no")
+        .header("x-switchyard-cost-estimated", "prompt-only");
+    if let Some(h) = builder.headers_mut() {
+        route_headers(h, &ctx, &out.model, out.attempts);
+    }
+    let relay = Relay {
+        pending_first: Some(first),
+        idle_timeout: out.model.timeout,
+        upstream,
+        ctx: Some(ctx),
+        model: out.model,
+        wants_usage: req.wants_stream_usage(),
+        prompt_chars: req.prompt_chars(),
+        completion_chars: 0,
+        usage: None,
+    };
+    let body = futures::stream::unfold(relay, |mut relay| async move {
+        let next = relay.next_event().await?;
+        Some((Ok::<Bytes, std::convert::Infallible>(next), relay))
+    });
+    builder
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+struct Relay {
+    pending_first: Option<ChatCompletionChunk>,
+    upstream: ChunkStream,
+    idle_timeout: Duration,
+    /// Present until the stream ends; dropping the relay early (client gone) records a 499.
+    ctx: Option<RequestContext>,
+    model: Arc<ModelEntry>,
+    wants_usage: bool,
+    prompt_chars: usize,
+    completion_chars: usize,
+    usage: Option<Usage>,
+}
+
+impl Relay {
+    async fn next_event(&mut self) -> Option<Bytes> {
+        loop {
+            let ctx = self.ctx.as_mut()?;
+            let item = match self.pending_first.take() {
+                Some(first) => Some(Ok(first)),
+                // A stall longer than the model's timeout is as good as a broken stream.
+                None => tokio::time::timeout(self.idle_timeout, self.upstream.next())
+                    .await
+                    .unwrap_or(Some(Err(ProviderError::Timeout))),
+            };
+            match item {
+                Some(Ok(mut chunk)) => {
+                    if chunk.has_content() {
+                        ctx.mark_first_token();
+                    }
+                    self.completion_chars += chunk_chars(&chunk);
+                    if let Some(u) = chunk.usage {
+                        self.usage = Some(u);
+                    }
+                    let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
+                    if !self.wants_usage {
+                        if usage_only {
+                            continue;
+                        }
+                        chunk.usage = None;
+                    }
+                    return Some(sse_json(&chunk));
+                }
+                Some(Err(e)) => return Some(self.fail(e)),
+                None => return Some(self.finish()),
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Bytes {
+        let mut out = Vec::new();
+        let estimated = self.usage.is_none();
+        let usage = self.usage.unwrap_or_else(|| {
+            Usage::new(estimate_tokens(self.prompt_chars), estimate_tokens(self.completion_chars))
+        });
+        if estimated && self.wants_usage {
+            // The client asked for usage and the upstream gave none: send our estimate.
+            let mut chunk = ChatCompletionChunk::new("", &self.model.name, 0);
+            chunk.usage = Some(usage);
+            out.extend_from_slice(&sse_json(&chunk));
+        }
+        out.extend_from_slice(b"data: [DONE]\n\n");
+        if let Some(mut ctx) = self.ctx.take() {
+            ctx.set_usage(&self.model, usage);
+            ctx.finish_ok(200);
+        }
+        Bytes::from(out)
+    }
+
+    fn fail(&mut self, e: ProviderError) -> Bytes {
+        let message = format!("upstream stream failed: {e}");
+        if let Some(mut ctx) = self.ctx.take() {
+            if let Some(u) = self.usage {
+                ctx.set_usage(&self.model, u);
+            }
+            ctx.finish_err(502, e.class().as_str(), &message);
+        }
+        // Headers are gone already; OpenAI's convention is an error object as the last event.
+        let body = ErrorBody::new(message, "upstream_error", e.class().as_str());
+        sse_json(&body)
+    }
+}
+
+fn chunk_chars(chunk: &ChatCompletionChunk) -> usize {
+    chunk
+        .choices
+        .iter()
+        .map(|c| {
+            c.delta.content.as_deref().map_or(0, str::len)
+                + c.delta
+                    .tool_calls
+                    .iter()
+                    .flatten()
+                    .filter_map(|t| t.function.as_ref()?.arguments.as_deref())
+                    .map(str::len)
+                    .sum::<usize>()
+        })
+        .sum()
+}
+
+fn sse_json<T: serde::Serialize>(value: &T) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"data: ");
+    // Serializing our own wire types cannot fail; an empty object keeps the stream well-formed.
+    if serde_json::to_writer(&mut out, value).is_err() {
+        out.extend_from_slice(b"{}");
+    }
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}

@@ -1,0 +1,152 @@
+//! OpenAI and every OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp server, Groq, Together...).
+//! The wire format is ours already, so this adapter only swaps the model id and forces usage
+//! reporting on streams.
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use switchyard_api::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, EmbeddingsRequest,
+    EmbeddingsResponse, StreamOptions,
+};
+
+use crate::http::{parse_event, send, send_json, sse_events, with_headers};
+use crate::{ChunkStream, Provider, ProviderError, ProviderSettings};
+
+pub struct OpenAiProvider {
+    settings: ProviderSettings,
+    client: reqwest::Client,
+}
+
+impl OpenAiProvider {
+    pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
+        Self { settings, client }
+    }
+
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self
+            .client
+            .post(format!("{}{}", self.settings.base_url, path));
+        if let Some(key) = &self.settings.api_key {
+            req = req.bearer_auth(key);
+        }
+        with_headers(req, &self.settings.headers)
+    }
+}
+
+/// The upstream body: the client's request with the upstream model id, without gateway-only
+/// fields, and with usage requested on streams so cost can always be attributed.
+pub(crate) fn upstream_body(
+    req: &ChatCompletionRequest,
+    upstream_model: &str,
+    stream: bool,
+) -> ChatCompletionRequest {
+    let mut body = req.clone();
+    body.model = upstream_model.to_owned();
+    body.metadata = None;
+    if stream {
+        body.stream = Some(true);
+        let opts = body.stream_options.get_or_insert_with(StreamOptions::default);
+        opts.include_usage = Some(true);
+    } else {
+        body.stream = None;
+        body.stream_options = None;
+    }
+    body
+}
+
+/// Decodes an OpenAI-format SSE stream, ending at `[DONE]`.
+pub(crate) fn chunk_stream(resp: reqwest::Response) -> ChunkStream {
+    sse_events(resp)
+        .take_while(|ev| {
+            let done = matches!(ev, Ok(e) if e.data.trim() == "[DONE]");
+            futures::future::ready(!done)
+        })
+        .filter_map(|ev| async move {
+            match ev {
+                Ok(e) if e.data.trim().is_empty() => None,
+                Ok(e) => Some(decode_chunk(&e.data)),
+                Err(err) => Some(Err(err)),
+            }
+        })
+        .boxed()
+}
+
+fn decode_chunk(data: &str) -> Result<ChatCompletionChunk, ProviderError> {
+    let value: serde_json::Value = parse_event(data)?;
+    if let Some(err) = value.get("error") {
+        let message = err
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("upstream error inside the stream");
+        return Err(ProviderError::StreamBroken(message.to_owned()));
+    }
+    serde_json::from_value(value).map_err(|e| ProviderError::Malformed(format!("bad chunk: {e}")))
+}
+
+#[async_trait]
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    async fn chat(
+        &self,
+        req: &ChatCompletionRequest,
+        upstream_model: &str,
+    ) -> Result<ChatCompletionResponse, ProviderError> {
+        let body = upstream_body(req, upstream_model, false);
+        send_json(self.post("/chat/completions").json(&body)).await
+    }
+
+    async fn chat_stream(
+        &self,
+        req: &ChatCompletionRequest,
+        upstream_model: &str,
+    ) -> Result<ChunkStream, ProviderError> {
+        let body = upstream_body(req, upstream_model, true);
+        let resp = send(self.post("/chat/completions").json(&body)).await?;
+        Ok(chunk_stream(resp))
+    }
+
+    async fn embeddings(
+        &self,
+        req: &EmbeddingsRequest,
+        upstream_model: &str,
+    ) -> Result<EmbeddingsResponse, ProviderError> {
+        let mut body = req.clone();
+        body.model = upstream_model.to_owned();
+        send_json(self.post("/embeddings").json(&body)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_api::{ChatMessage, Role};
+
+    #[test]
+    fn stream_body_requests_usage_and_drops_metadata() {
+        let mut req = ChatCompletionRequest {
+            model: "alias".into(),
+            messages: vec![ChatMessage::new(Role::User, "hi")],
+            ..Default::default()
+        };
+        req.metadata = Some(serde_json::Map::new());
+        let body = upstream_body(&req, "gpt-4o-mini", true);
+        assert_eq!(body.model, "gpt-4o-mini");
+        assert!(body.metadata.is_none());
+        assert!(body.wants_stream_usage());
+        let body = upstream_body(&req, "gpt-4o-mini", false);
+        assert!(body.stream.is_none() && body.stream_options.is_none());
+    }
+
+    #[test]
+    fn error_event_inside_stream_is_an_error() {
+        assert!(decode_chunk(r#"{"error":{"message":"overloaded"}}"#).is_err());
+        let ok = decode_chunk(
+            r#"{"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":null}]}"#,
+        )
+        .unwrap();
+        assert!(ok.has_content());
+    }
+}

@@ -1,0 +1,316 @@
+//! The batched writer and its spool, end to end against real stores.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use switchyard_store::{
+    connect, connect_lazy_with, ApiKeyRecord, RequestLog, RequestRecord, Store, StoreError,
+    StoreOptions, WriterOptions,
+};
+
+async fn sqlite_store(dir: &Path, name: &str) -> Arc<dyn Store> {
+    let url = format!("sqlite://{}", dir.join(name).display());
+    let store = connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+fn unreachable_store() -> Arc<dyn Store> {
+    // Port 1 refuses at once; the short acquire timeout keeps the one insert
+    // attempt (after which the writer spools directly) quick.
+    let opts = StoreOptions {
+        acquire_timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    connect_lazy_with("postgres://postgres@127.0.0.1:1/test", &opts).unwrap()
+}
+
+fn opts() -> WriterOptions {
+    WriterOptions {
+        batch_size: 64,
+        flush_interval: Duration::from_millis(20),
+        // Long, so that tests control replays explicitly.
+        replay_interval: Duration::from_secs(3600),
+    }
+}
+
+fn spool_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0)
+}
+
+fn ids(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i:05}")).collect()
+}
+
+#[tokio::test]
+async fn records_reach_the_store_after_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path(), "db.sqlite").await;
+    let spool = dir.path().join("spool.jsonl");
+    let (log, handle) = RequestLog::spawn(store.clone(), spool.clone(), opts());
+
+    for (i, id) in ids("f", 150).iter().enumerate() {
+        log.record(common::record(id, i as i64));
+    }
+    log.flush().await;
+    assert_eq!(store.count_requests().await.unwrap(), 150);
+    assert_eq!(
+        store.get_request("f-00149").await.unwrap(),
+        Some(common::record("f-00149", 149))
+    );
+    assert_eq!(log.spooled_pending(), 0);
+    assert_eq!(spool_lines(&spool), 0);
+
+    log.shutdown().await;
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_partial_batch_is_written_by_the_flush_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path(), "db.sqlite").await;
+    let (log, _handle) = RequestLog::spawn(store.clone(), dir.path().join("s.jsonl"), opts());
+    log.record(common::record("lonely", 1));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.count_requests().await.unwrap() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never flushed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn unreachable_store_spools_and_next_writer_replays_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("state/spool.jsonl");
+    let all = ids("u", 500);
+
+    let (down, handle) = RequestLog::spawn(unreachable_store(), spool.clone(), opts());
+    for (i, id) in all.iter().enumerate() {
+        down.record(common::record(id, i as i64));
+    }
+    down.flush().await;
+    assert_eq!(down.spooled_pending(), 500);
+    assert_eq!(spool_lines(&spool), 500);
+    down.shutdown().await;
+    handle.await.unwrap();
+    // After shutdown the handle still keeps records, synchronously.
+    down.record(common::record("late", 10_000));
+    assert_eq!(down.spooled_pending(), 501);
+
+    let store = sqlite_store(dir.path(), "db.sqlite").await;
+    let (up, handle) = RequestLog::spawn(store.clone(), spool.clone(), opts());
+    // The replay on start runs before any message, so one flush suffices.
+    up.flush().await;
+    assert_eq!(store.count_requests().await.unwrap(), 501);
+    for id in all
+        .iter()
+        .step_by(37)
+        .chain(std::iter::once(&"late".to_string()))
+    {
+        assert!(
+            store.get_request(id).await.unwrap().is_some(),
+            "{id} missing"
+        );
+    }
+    assert_eq!(up.spooled_pending(), 0);
+    assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0);
+
+    // Another replay (and another writer) finds nothing left to do.
+    up.replay_now().await;
+    up.shutdown().await;
+    handle.await.unwrap();
+    let (again, handle) = RequestLog::spawn(store.clone(), spool.clone(), opts());
+    again.flush().await;
+    again.shutdown().await;
+    handle.await.unwrap();
+    assert_eq!(store.count_requests().await.unwrap(), 501);
+}
+
+#[tokio::test]
+async fn shutdown_drains_a_burst_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path(), "db.sqlite").await;
+    let spool = dir.path().join("spool.jsonl");
+    let (log, handle) = RequestLog::spawn(store.clone(), spool.clone(), WriterOptions::default());
+
+    let producers: Vec<_> = (0..4)
+        .map(|p| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for i in 0..250 {
+                    log.record(common::record(&format!("b{p}-{i}"), i));
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.await.unwrap();
+    }
+    log.shutdown().await;
+    assert!(
+        handle.is_finished()
+            || tokio::time::timeout(Duration::from_secs(1), handle)
+                .await
+                .is_ok()
+    );
+    assert_eq!(store.count_requests().await.unwrap(), 1000);
+    assert_eq!(log.spooled_pending(), 0);
+
+    // Second shutdown and a flush after shutdown return at once.
+    tokio::time::timeout(Duration::from_secs(1), log.shutdown())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(1), log.flush())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn torn_and_corrupt_spool_lines_do_not_block_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool.jsonl");
+    let mut text = String::new();
+    for id in ["c1", "c2"] {
+        text += &serde_json::to_string(&common::record(id, 1)).unwrap();
+        text.push('\n');
+    }
+    text += "{ this is not json }\n\n";
+    text += &serde_json::to_string(&common::record("c3", 1)).unwrap();
+    text += "\n{\"request_id\":\"torn\",\"ts_m"; // crash mid-write
+    std::fs::write(&spool, text).unwrap();
+
+    let store = sqlite_store(dir.path(), "db.sqlite").await;
+    let (log, _handle) = RequestLog::spawn(store.clone(), spool.clone(), opts());
+    log.flush().await;
+    assert_eq!(store.count_requests().await.unwrap(), 3);
+    assert_eq!(log.spooled_pending(), 0);
+    assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0);
+    log.shutdown().await;
+}
+
+/// A real store that can be switched off, and that refuses one poison id the
+/// way a constraint violation would.
+struct Flaky {
+    inner: Arc<dyn Store>,
+    down: AtomicBool,
+    inserts: AtomicUsize,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Corrupt("simulated outage".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Flaky {
+    fn backend(&self) -> &'static str {
+        "flaky"
+    }
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.inner.migrate().await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check()
+    }
+    async fn insert_requests(&self, batch: &[RequestRecord]) -> Result<(), StoreError> {
+        self.inserts.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        if batch.iter().any(|r| r.request_id == "poison") {
+            return Err(StoreError::Encode("poison".into()));
+        }
+        self.inner.insert_requests(batch).await
+    }
+    async fn list_requests(&self, limit: u32) -> Result<Vec<RequestRecord>, StoreError> {
+        self.inner.list_requests(limit).await
+    }
+    async fn get_request(&self, id: &str) -> Result<Option<RequestRecord>, StoreError> {
+        self.inner.get_request(id).await
+    }
+    async fn count_requests(&self) -> Result<u64, StoreError> {
+        self.inner.count_requests().await
+    }
+    async fn upsert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.inner.upsert_api_key(key).await
+    }
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.inner.list_api_keys().await
+    }
+}
+
+async fn flaky(dir: &Path) -> Arc<Flaky> {
+    Arc::new(Flaky {
+        inner: sqlite_store(dir, "db.sqlite").await,
+        down: AtomicBool::new(false),
+        inserts: AtomicUsize::new(0),
+    })
+}
+
+#[tokio::test]
+async fn outage_costs_one_attempt_then_recovers_by_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = flaky(dir.path()).await;
+    store.down.store(true, Ordering::SeqCst);
+    let spool: PathBuf = dir.path().join("spool.jsonl");
+    let (log, _handle) = RequestLog::spawn(store.clone(), spool.clone(), opts());
+
+    for id in ids("o", 300) {
+        log.record(common::record(&id, 1));
+    }
+    log.flush().await;
+    assert_eq!(log.spooled_pending(), 300);
+    // Degraded mode: after the first failed insert, batches go straight to
+    // the spool instead of waiting on a dead store each time.
+    assert_eq!(store.inserts.load(Ordering::SeqCst), 1);
+
+    log.replay_now().await; // still down: spool is kept
+    assert_eq!(log.spooled_pending(), 300);
+
+    store.down.store(false, Ordering::SeqCst);
+    log.replay_now().await;
+    assert_eq!(log.spooled_pending(), 0);
+    assert_eq!(store.count_requests().await.unwrap(), 300);
+
+    // Healthy again: new records go to the store directly.
+    log.record(common::record("after", 2));
+    log.flush().await;
+    assert_eq!(store.count_requests().await.unwrap(), 301);
+    assert_eq!(log.spooled_pending(), 0);
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_poison_record_is_set_aside_not_replayed_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = flaky(dir.path()).await;
+    let spool = dir.path().join("spool.jsonl");
+    let (log, _handle) = RequestLog::spawn(store.clone(), spool.clone(), opts());
+
+    for id in ["p1", "poison", "p2"] {
+        log.record(common::record(id, 1));
+    }
+    log.flush().await;
+    // The live batch failed as a whole, so all three were spooled.
+    assert_eq!(log.spooled_pending(), 3);
+    assert_eq!(store.count_requests().await.unwrap(), 0);
+
+    log.replay_now().await;
+    assert_eq!(log.spooled_pending(), 0);
+    assert_eq!(store.count_requests().await.unwrap(), 2);
+    let rejected = std::fs::read_to_string(dir.path().join("spool.jsonl.rejected")).unwrap();
+    assert_eq!(rejected.lines().count(), 1);
+    assert!(rejected.contains("\"poison\""));
+    log.shutdown().await;
+}

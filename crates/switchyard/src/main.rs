@@ -1,0 +1,125 @@
+//! `switchyard`: the gateway binary. `anyhow` lives here, at the edge, and nowhere else.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use switchyard_gateway::{AdminKeySource, Config};
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway.
+    Serve {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Overrides `listen` from the config file.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Validate a config file and exit non-zero, naming the bad key, if it is invalid.
+    CheckConfig {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Serve { config, listen } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(serve(config, listen))),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: &PathBuf) -> anyhow::Result<()> {
+    let config = Config::load(path)?;
+    println!(
+        "{}: ok ({} providers, {} models, {} tenants)",
+        path.display(),
+        config.providers.len(),
+        config.models.len(),
+        config.tenants.len()
+    );
+    Ok(())
+}
+
+async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
+    let mut config = Config::load(&path)?;
+    if let Some(addr) = listen {
+        config.listen = addr.to_string();
+    }
+    let addr = config.listen.clone();
+    let gateway = switchyard_gateway::build(config).await?;
+    match &gateway.admin_key_source {
+        AdminKeySource::Generated(p) => {
+            tracing::warn!(path = %p.display(), "no admin key configured: generated one and wrote it to this file (mode 0600)")
+        }
+        AdminKeySource::File(p) => tracing::info!(path = %p.display(), "admin key read from file"),
+        AdminKeySource::Env => tracing::info!("admin key read from SWITCHYARD_ADMIN_KEY"),
+        AdminKeySource::Config => tracing::info!("admin key read from [admin] key"),
+    }
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, store = gateway.state.store.backend(), "switchyard listening");
+    println!("switchyard listening on http://{local}");
+    switchyard_gateway::serve(gateway.state, listener, shutdown_signal()).await?;
+    if let Err(e) = gateway.log_task.await {
+        tracing::warn!(error = %e, "request log writer ended abnormally");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
