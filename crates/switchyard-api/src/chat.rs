@@ -356,7 +356,8 @@ impl ChatCompletionChunk {
     /// a role-only opener or a usage-only closer. Time to first token is measured on these.
     pub fn has_content(&self) -> bool {
         self.choices.iter().any(|c| {
-            c.delta.content.as_deref().is_some_and(|t| !t.is_empty()) || c.delta.tool_calls.is_some()
+            c.delta.content.as_deref().is_some_and(|t| !t.is_empty())
+                || c.delta.tool_calls.is_some()
         })
     }
 }

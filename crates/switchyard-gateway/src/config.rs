@@ -238,7 +238,11 @@ impl Config {
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             ConfigError::Parse {
-                path: if path == "." { "config".to_owned() } else { path },
+                path: if path == "." {
+                    "config".to_owned()
+                } else {
+                    path
+                },
                 message: e.into_inner().to_string().trim().to_owned(),
             }
         })?;
@@ -250,13 +254,19 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut errs = Vec::new();
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            errs.push(format!("listen: {:?} is not an address like 127.0.0.1:8080", self.listen));
+            errs.push(format!(
+                "listen: {:?} is not an address like 127.0.0.1:8080",
+                self.listen
+            ));
         }
         if self.server.max_body_bytes == 0 {
             errs.push("server.max_body_bytes: must be greater than 0".to_owned());
         }
         let url = self.store.url.as_str();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
             errs.push("store.url: must start with sqlite: or postgres://".to_owned());
         }
         if self.store.batch_size == 0 {
@@ -298,16 +308,20 @@ impl Config {
             }
             match p.resolved_base_url() {
                 None => errs.push(format!("{at}.base_url: required for kind {:?}", p.kind)),
-                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
-                    errs.push(format!("{at}.base_url: {u:?} must be an http:// or https:// URL"))
-                }
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => errs.push(
+                    format!("{at}.base_url: {u:?} must be an http:// or https:// URL"),
+                ),
                 Some(_) => {}
             }
             if let Some(var) = &p.api_key_env {
                 if p.api_key.is_some() {
-                    errs.push(format!("{at}.api_key_env: set either api_key or api_key_env, not both"));
+                    errs.push(format!(
+                        "{at}.api_key_env: set either api_key or api_key_env, not both"
+                    ));
                 } else if std::env::var(var).is_err() {
-                    errs.push(format!("{at}.api_key_env: environment variable {var} is not set"));
+                    errs.push(format!(
+                        "{at}.api_key_env: environment variable {var} is not set"
+                    ));
                 }
             }
             for (name, value) in &p.headers {
@@ -349,14 +363,18 @@ impl Config {
                 if !names.contains(f.as_str()) {
                     errs.push(format!("{at}.fallbacks[{j}]: unknown model {f:?}"));
                 } else if f == &m.name {
-                    errs.push(format!("{at}.fallbacks[{j}]: a model cannot fall back to itself"));
+                    errs.push(format!(
+                        "{at}.fallbacks[{j}]: a model cannot fall back to itself"
+                    ));
                 }
             }
             if let Some(f) = &m.context_fallback {
                 if !names.contains(f.as_str()) {
                     errs.push(format!("{at}.context_fallback: unknown model {f:?}"));
                 } else if f == &m.name {
-                    errs.push(format!("{at}.context_fallback: a model cannot fall back to itself"));
+                    errs.push(format!(
+                        "{at}.context_fallback: a model cannot fall back to itself"
+                    ));
                 }
             }
         }
@@ -376,13 +394,19 @@ impl Config {
                 errs.push(format!("{at}.name: duplicate tenant {:?}", t.name));
             }
             if t.rpm == Some(0) {
-                errs.push(format!("{at}.rpm: must be greater than 0 (omit it for no limit)"));
+                errs.push(format!(
+                    "{at}.rpm: must be greater than 0 (omit it for no limit)"
+                ));
             }
             for (j, k) in t.keys.iter().enumerate() {
                 if k.len() < 8 {
-                    errs.push(format!("{at}.keys[{j}]: keys must be at least 8 characters"));
+                    errs.push(format!(
+                        "{at}.keys[{j}]: keys must be at least 8 characters"
+                    ));
                 } else if !keys.insert(k.as_str()) {
-                    errs.push(format!("{at}.keys[{j}]: key is already used by the admin or another tenant"));
+                    errs.push(format!(
+                        "{at}.keys[{j}]: key is already used by the admin or another tenant"
+                    ));
                 }
             }
         }
@@ -456,7 +480,10 @@ keys = ["sk-acme-0123456789"]
     fn unknown_fallback_names_the_key() {
         let bad = GOOD.replace("fallbacks = [\"large\"]", "fallbacks = [\"huge\"]");
         let err = Config::parse(&bad).unwrap_err().to_string();
-        assert!(err.contains("models[0].fallbacks[0]: unknown model \"huge\""), "{err}");
+        assert!(
+            err.contains("models[0].fallbacks[0]: unknown model \"huge\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -470,16 +497,25 @@ keys = ["sk-acme-0123456789"]
     fn typo_is_refused() {
         let bad = GOOD.replace("timeout_ms = 500", "timeout = 500");
         let err = Config::parse(&bad).unwrap_err().to_string();
-        assert!(err.contains("models[0]") && err.contains("timeout"), "{err}");
+        assert!(
+            err.contains("models[0]") && err.contains("timeout"),
+            "{err}"
+        );
     }
 
     #[test]
     fn every_problem_is_reported() {
         let bad = GOOD
-            .replace("provider = \"mock\"\nupstream", "provider = \"nope\"\nupstream")
+            .replace(
+                "provider = \"mock\"\nupstream",
+                "provider = \"nope\"\nupstream",
+            )
             .replace("keys = [\"sk-acme-0123456789\"]", "keys = [\"short\"]");
         let err = Config::parse(&bad).unwrap_err().to_string();
-        assert!(err.contains("models[0].provider: unknown provider \"nope\""), "{err}");
+        assert!(
+            err.contains("models[0].provider: unknown provider \"nope\""),
+            "{err}"
+        );
         assert!(err.contains("tenants[0].keys[0]"), "{err}");
     }
 }

@@ -31,13 +31,34 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 fn describe() {
-    metrics::describe_counter!("switchyard_requests_total", "Requests answered, by model, provider, status and tenant");
-    metrics::describe_histogram!("switchyard_request_duration_seconds", "Time from request arrival to the last byte of the answer");
-    metrics::describe_histogram!("switchyard_ttft_seconds", "Time to the first generated token of streamed answers");
-    metrics::describe_counter!("switchyard_tokens_total", "Prompt and completion tokens, by model and tenant");
-    metrics::describe_gauge!("switchyard_cost_usd_total", "Accumulated upstream cost in USD, by model and tenant (monotonic)");
-    metrics::describe_counter!("switchyard_upstream_errors_total", "Failed upstream attempts, by provider and error kind");
-    metrics::describe_counter!("switchyard_fallbacks_total", "Requests moved from one model to the next");
+    metrics::describe_counter!(
+        "switchyard_requests_total",
+        "Requests answered, by model, provider, status and tenant"
+    );
+    metrics::describe_histogram!(
+        "switchyard_request_duration_seconds",
+        "Time from request arrival to the last byte of the answer"
+    );
+    metrics::describe_histogram!(
+        "switchyard_ttft_seconds",
+        "Time to the first generated token of streamed answers"
+    );
+    metrics::describe_counter!(
+        "switchyard_tokens_total",
+        "Prompt and completion tokens, by model and tenant"
+    );
+    metrics::describe_gauge!(
+        "switchyard_cost_usd_total",
+        "Accumulated upstream cost in USD, by model and tenant (monotonic)"
+    );
+    metrics::describe_counter!(
+        "switchyard_upstream_errors_total",
+        "Failed upstream attempts, by provider and error kind"
+    );
+    metrics::describe_counter!(
+        "switchyard_fallbacks_total",
+        "Requests moved from one model to the next"
+    );
     metrics::describe_gauge!("switchyard_inflight_requests", "Requests being served now");
 }
 
@@ -65,10 +86,14 @@ pub fn request_finished(m: &RequestMetrics<'_>) {
     histogram!("switchyard_request_duration_seconds", "model" => m.model.to_owned())
         .record(m.duration.as_secs_f64());
     if let Some(ttft) = m.ttft {
-        histogram!("switchyard_ttft_seconds", "model" => m.model.to_owned()).record(ttft.as_secs_f64());
+        histogram!("switchyard_ttft_seconds", "model" => m.model.to_owned())
+            .record(ttft.as_secs_f64());
     }
     if m.prompt_tokens > 0 || m.completion_tokens > 0 {
-        for (kind, n) in [("prompt", m.prompt_tokens), ("completion", m.completion_tokens)] {
+        for (kind, n) in [
+            ("prompt", m.prompt_tokens),
+            ("completion", m.completion_tokens),
+        ] {
             counter!("switchyard_tokens_total", "model" => m.model.to_owned(), "tenant" => m.tenant.to_owned(), "type" => kind)
                 .increment(n);
         }
@@ -80,11 +105,13 @@ pub fn request_finished(m: &RequestMetrics<'_>) {
 }
 
 pub fn upstream_error(provider: &str, kind: &'static str) {
-    counter!("switchyard_upstream_errors_total", "provider" => provider.to_owned(), "kind" => kind).increment(1);
+    counter!("switchyard_upstream_errors_total", "provider" => provider.to_owned(), "kind" => kind)
+        .increment(1);
 }
 
 pub fn fallback(from: &str, to: &str) {
-    counter!("switchyard_fallbacks_total", "from" => from.to_owned(), "to" => to.to_owned()).increment(1);
+    counter!("switchyard_fallbacks_total", "from" => from.to_owned(), "to" => to.to_owned())
+        .increment(1);
 }
 
 pub fn inflight(delta: f64) {

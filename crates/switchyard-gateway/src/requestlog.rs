@@ -61,7 +61,12 @@ impl RequestContext {
     }
 
     /// What the client asked for, and the tags it attached in the body's `metadata`.
-    pub fn set_request(&mut self, model: &str, stream: bool, metadata: Option<&Map<String, Value>>) {
+    pub fn set_request(
+        &mut self,
+        model: &str,
+        stream: bool,
+        metadata: Option<&Map<String, Value>>,
+    ) {
         self.record.model_requested = model.chars().take(256).collect();
         self.record.stream = stream;
         let Some(meta) = metadata else { return };
@@ -153,7 +158,10 @@ impl Drop for RequestContext {
 
 fn header_tags(headers: &HeaderMap) -> Vec<String> {
     let mut tags = Vec::new();
-    if let Some(v) = headers.get("x-switchyard-tags").and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get("x-switchyard-tags")
+        .and_then(|v| v.to_str().ok())
+    {
         for t in v.split(',') {
             push_tag(&mut tags, t);
         }
@@ -181,7 +189,10 @@ mod tests {
     #[test]
     fn tags_from_header_are_trimmed_deduplicated_and_bounded() {
         let mut h = HeaderMap::new();
-        h.insert("x-switchyard-tags", " support, faq ,support,,".parse().unwrap());
+        h.insert(
+            "x-switchyard-tags",
+            " support, faq ,support,,".parse().unwrap(),
+        );
         assert_eq!(header_tags(&h), vec!["support", "faq"]);
         let mut many = Vec::new();
         for i in 0..100 {

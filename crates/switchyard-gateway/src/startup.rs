@@ -21,7 +21,10 @@ pub enum StartError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("admin key file {path}: {source}")]
-    AdminKey { path: PathBuf, source: std::io::Error },
+    AdminKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("HTTP client: {0}")]
     Http(String),
     #[error("{0}")]
@@ -145,24 +148,27 @@ fn build_models(config: &Config, client: &reqwest::Client) -> Result<ModelTable,
                 )))
             }
         };
-        let base_url = p
-            .resolved_base_url()
-            .ok_or_else(|| StartError::Config(format!("provider {}: base_url is required", p.name)))?;
+        let base_url = p.resolved_base_url().ok_or_else(|| {
+            StartError::Config(format!("provider {}: base_url is required", p.name))
+        })?;
         let mut settings = ProviderSettings::new(&p.name, kind, &base_url);
         settings.api_key = p.resolved_api_key();
         settings.api_version = p.api_version.clone();
         if let Some(n) = p.default_max_tokens {
             settings.default_max_tokens = n;
         }
-        settings.headers = p.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        settings.headers = p
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         providers.insert(p.name.clone(), build_provider(settings, client.clone()));
     }
     let mut table = ModelTable::default();
     for m in &config.models {
-        let provider = providers
-            .get(&m.provider)
-            .cloned()
-            .ok_or_else(|| StartError::Config(format!("model {}: unknown provider {}", m.name, m.provider)))?;
+        let provider = providers.get(&m.provider).cloned().ok_or_else(|| {
+            StartError::Config(format!("model {}: unknown provider {}", m.name, m.provider))
+        })?;
         let upstream = m.upstream.clone().unwrap_or_else(|| m.name.clone());
         table.insert(ModelEntry {
             breaker_key: format!("{}/{}", m.provider, upstream),
@@ -190,14 +196,21 @@ fn resolve_admin_key(config: &Config) -> Result<(String, AdminKeySource), StartE
     if let Ok(k) = std::env::var(ADMIN_KEY_ENV) {
         let k = k.trim().to_owned();
         if k.len() < 16 {
-            return Err(StartError::Config(format!("{ADMIN_KEY_ENV}: must be at least 16 characters")));
+            return Err(StartError::Config(format!(
+                "{ADMIN_KEY_ENV}: must be at least 16 characters"
+            )));
         }
         return Ok((k, AdminKeySource::Env));
     }
     let path = config.data_dir().join("admin.key");
-    let io = |source| StartError::AdminKey { path: path.clone(), source };
+    let io = |source| StartError::AdminKey {
+        path: path.clone(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
-        Ok(k) if k.trim().len() >= 16 => return Ok((k.trim().to_owned(), AdminKeySource::File(path))),
+        Ok(k) if k.trim().len() >= 16 => {
+            return Ok((k.trim().to_owned(), AdminKeySource::File(path)))
+        }
         Ok(_) => {
             return Err(io(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,

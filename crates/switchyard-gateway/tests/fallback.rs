@@ -10,8 +10,16 @@ use serde_json::Value;
 async fn served_by(gw: &TestGateway, model: &str) -> (u16, String, String) {
     let resp = gw.chat(ACME_KEY, hello(model)).await;
     let status = resp.status().as_u16();
-    let used = resp.headers().get("x-switchyard-model").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
-    let attempts = resp.headers().get("x-switchyard-attempts").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    let used = resp
+        .headers()
+        .get("x-switchyard-model")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let attempts = resp
+        .headers()
+        .get("x-switchyard-attempts")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
     (status, used, attempts)
 }
 
@@ -20,7 +28,10 @@ async fn dead_provider_falls_back() {
     let gw = TestGateway::start().await;
     let (status, used, attempts) = served_by(&gw, "dead").await;
     assert_eq!((status, used.as_str()), (200, "large"));
-    assert_eq!(attempts, "4", "3 attempts at the dead provider, then the fallback");
+    assert_eq!(
+        attempts, "4",
+        "3 attempts at the dead provider, then the fallback"
+    );
     gw.shutdown().await;
 }
 
@@ -40,7 +51,11 @@ async fn timeout_falls_back_within_the_budget() {
     let (status, used, _) = served_by(&gw, "hang").await;
     assert_eq!((status, used.as_str()), (200, "large"));
     // 3 attempts of 300 ms plus small backoffs; generous bound for a loaded machine.
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     gw.shutdown().await;
 }
 
@@ -48,7 +63,10 @@ async fn timeout_falls_back_within_the_budget() {
 async fn rate_limit_is_retried() {
     let gw = TestGateway::start().await;
     let (status, used, attempts) = served_by(&gw, "flaky429").await;
-    assert_eq!((status, used.as_str(), attempts.as_str()), (200, "flaky429", "3"));
+    assert_eq!(
+        (status, used.as_str(), attempts.as_str()),
+        (200, "flaky429", "3")
+    );
     gw.shutdown().await;
 }
 
@@ -66,8 +84,16 @@ async fn context_length_escalates_to_a_larger_window() {
     let gw = TestGateway::start().await;
     let (status, used, _) = served_by(&gw, "short-context").await;
     assert_eq!((status, used.as_str()), (200, "large"));
-    assert_eq!(gw.mock.calls("context-limit"), 1, "a context error is not retried");
-    assert_eq!(gw.mock.calls("gpt-4o-mini"), 0, "small has no larger window and is skipped");
+    assert_eq!(
+        gw.mock.calls("context-limit"),
+        1,
+        "a context error is not retried"
+    );
+    assert_eq!(
+        gw.mock.calls("gpt-4o-mini"),
+        0,
+        "small has no larger window and is skipped"
+    );
     gw.shutdown().await;
 }
 
@@ -99,9 +125,17 @@ async fn breaker_opens_and_skips_the_failing_deployment() {
     let before = gw.mock.calls("status-500");
     let (status, used, _) = served_by(&gw, "error500").await;
     assert_eq!((status, used.as_str()), (200, "large"));
-    assert_eq!(gw.mock.calls("status-500"), before, "open breaker sends nothing upstream");
+    assert_eq!(
+        gw.mock.calls("status-500"),
+        before,
+        "open breaker sends nothing upstream"
+    );
     let breakers: Value = gw.admin_get("/admin/breakers").await.json().await.unwrap();
-    let open = breakers["data"].as_array().unwrap().iter().any(|b| b["deployment"] == "mock/status-500" && b["state"] == "open");
+    let open = breakers["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|b| b["deployment"] == "mock/status-500" && b["state"] == "open");
     assert!(open, "{breakers}");
     // The provider's other models are unaffected.
     assert_eq!(served_by(&gw, "small").await.1, "small");
@@ -133,8 +167,21 @@ upstream = "status-502"
 "#,
     )
     .await;
-    assert_eq!(error_of(gw.chat(ACME_KEY, hello("only-dead")).await).await.0, 503);
-    assert_eq!(error_of(gw.chat(ACME_KEY, hello("only-hang")).await).await.0, 504);
-    assert_eq!(error_of(gw.chat(ACME_KEY, hello("only-500")).await).await.0, 502);
+    assert_eq!(
+        error_of(gw.chat(ACME_KEY, hello("only-dead")).await)
+            .await
+            .0,
+        503
+    );
+    assert_eq!(
+        error_of(gw.chat(ACME_KEY, hello("only-hang")).await)
+            .await
+            .0,
+        504
+    );
+    assert_eq!(
+        error_of(gw.chat(ACME_KEY, hello("only-500")).await).await.0,
+        502
+    );
     gw.shutdown().await;
 }

@@ -14,8 +14,10 @@ async fn every_request_is_logged_with_its_fields() {
         .post(format!("{}/v1/chat/completions", gw.url))
         .bearer_auth(ACME_KEY)
         .header("x-switchyard-tags", "support,faq")
-        .json(&json!({"model": "small", "messages": [{"role": "user", "content": "hi"}],
-            "metadata": {"use_case": "billing", "tags": ["vip"]}}))
+        .json(
+            &json!({"model": "small", "messages": [{"role": "user", "content": "hi"}],
+            "metadata": {"use_case": "billing", "tags": ["vip"]}}),
+        )
         .send()
         .await
         .unwrap();
@@ -25,15 +27,42 @@ async fn every_request_is_logged_with_its_fields() {
     let fb = gw.chat(ACME_KEY, hello("error500")).await;
     let fb_id = fb.headers()["x-request-id"].to_str().unwrap().to_owned();
 
-    let list: Value = gw.admin_get("/admin/requests?limit=10").await.json().await.unwrap();
+    let list: Value = gw
+        .admin_get("/admin/requests?limit=10")
+        .await
+        .json()
+        .await
+        .unwrap();
     let rows = list["data"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["request_id"], fb_id.as_str(), "newest first");
 
-    let rec: Value = gw.admin_get(&format!("/admin/requests/{ok_id}")).await.json().await.unwrap();
-    for field in ["request_id", "ts_ms", "tenant", "key_id", "model_requested", "model_used", "provider", "status",
-        "error_kind", "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "ttft_ms", "attempts", "stream", "tags", "metadata"]
-    {
+    let rec: Value = gw
+        .admin_get(&format!("/admin/requests/{ok_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for field in [
+        "request_id",
+        "ts_ms",
+        "tenant",
+        "key_id",
+        "model_requested",
+        "model_used",
+        "provider",
+        "status",
+        "error_kind",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "latency_ms",
+        "ttft_ms",
+        "attempts",
+        "stream",
+        "tags",
+        "metadata",
+    ] {
         assert!(rec.get(field).is_some(), "field {field} missing: {rec}");
     }
     assert_eq!(rec["status"], 200);
@@ -44,15 +73,31 @@ async fn every_request_is_logged_with_its_fields() {
     assert_eq!(rec["tags"], json!(["support", "faq", "vip"]));
     assert_eq!(rec["metadata"]["use_case"], "billing");
 
-    let rec: Value = gw.admin_get(&format!("/admin/requests/{bad_id}")).await.json().await.unwrap();
+    let rec: Value = gw
+        .admin_get(&format!("/admin/requests/{bad_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rec["status"], 401);
     assert_eq!(rec["error_kind"], "invalid_api_key");
 
-    let rec: Value = gw.admin_get(&format!("/admin/requests/{fb_id}")).await.json().await.unwrap();
-    assert_eq!((rec["model_requested"].as_str(), rec["model_used"].as_str()), (Some("error500"), Some("large")));
+    let rec: Value = gw
+        .admin_get(&format!("/admin/requests/{fb_id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (rec["model_requested"].as_str(), rec["model_used"].as_str()),
+        (Some("error500"), Some("large"))
+    );
     assert_eq!(rec["attempts"], 4);
 
-    assert_eq!(gw.admin_get("/admin/requests/req_missing").await.status(), 404);
+    assert_eq!(
+        gw.admin_get("/admin/requests/req_missing").await.status(),
+        404
+    );
     gw.shutdown().await;
 }
 
@@ -81,7 +126,12 @@ async fn concurrent_requests_all_survive_shutdown_and_restart() {
     let store_url = format!("sqlite://{}/switchyard.db", dir.path().display());
     let gw = TestGateway::start_full(dir, mock, &store_url, "").await;
     assert_eq!(gw.state.store.count_requests().await.unwrap(), 200);
-    let list: Value = gw.admin_get("/admin/requests?limit=1000").await.json().await.unwrap();
+    let list: Value = gw
+        .admin_get("/admin/requests?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["data"].as_array().unwrap().len(), 200);
     gw.shutdown().await;
 }
@@ -91,15 +141,31 @@ async fn metrics_expose_counters_and_histograms() {
     let gw = TestGateway::start().await;
     gw.chat(ACME_KEY, hello("small")).await;
     gw.chat(ACME_KEY, hello("error500")).await;
-    gw.chat(ACME_KEY, json!({"model": "small", "stream": true, "messages": [{"role": "user", "content": "x y"}]}))
+    gw.chat(
+        ACME_KEY,
+        json!({"model": "small", "stream": true, "messages": [{"role": "user", "content": "x y"}]}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let text = gw
+        .client
+        .get(format!("{}/metrics", gw.url))
+        .send()
         .await
+        .unwrap()
         .text()
         .await
         .unwrap();
-    let text = gw.client.get(format!("{}/metrics", gw.url)).send().await.unwrap().text().await.unwrap();
-    for name in ["switchyard_requests_total", "switchyard_request_duration_seconds_bucket", "switchyard_ttft_seconds_bucket",
-        "switchyard_tokens_total", "switchyard_cost_usd_total", "switchyard_upstream_errors_total"]
-    {
+    for name in [
+        "switchyard_requests_total",
+        "switchyard_request_duration_seconds_bucket",
+        "switchyard_ttft_seconds_bucket",
+        "switchyard_tokens_total",
+        "switchyard_cost_usd_total",
+        "switchyard_upstream_errors_total",
+    ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
     assert!(text.contains("tenant=\"acme\""));
@@ -109,8 +175,24 @@ async fn metrics_expose_counters_and_histograms() {
 #[tokio::test]
 async fn health_and_readiness() {
     let gw = TestGateway::start().await;
-    assert_eq!(gw.client.get(format!("{}/healthz", gw.url)).send().await.unwrap().status(), 200);
-    let ready: Value = gw.client.get(format!("{}/readyz", gw.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        gw.client
+            .get(format!("{}/healthz", gw.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ready: Value = gw
+        .client
+        .get(format!("{}/readyz", gw.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["store"], "sqlite");
     gw.shutdown().await;

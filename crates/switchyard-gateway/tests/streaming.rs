@@ -20,7 +20,11 @@ fn text_of(events: &[String]) -> String {
         .iter()
         .filter(|e| *e != "[DONE]")
         .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-        .filter_map(|v| v["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -28,8 +32,11 @@ fn text_of(events: &[String]) -> String {
 async fn stream_reassembles_text_and_reports_usage_when_asked() {
     let gw = TestGateway::start().await;
     let resp = gw
-        .chat(ACME_KEY, json!({"model": "small", "stream": true, "stream_options": {"include_usage": true},
-            "messages": [{"role": "user", "content": "stream me please"}]}))
+        .chat(
+            ACME_KEY,
+            json!({"model": "small", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "stream me please"}]}),
+        )
         .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/event-stream");
@@ -57,8 +64,16 @@ async fn stream_without_include_usage_has_no_usage_chunk_but_logs_tokens() {
     let evs = events(resp).await;
     assert!(evs.iter().all(|e| !e.contains("\"usage\"")), "{evs:?}");
     // The gateway still asked the upstream for usage, so the log has real token counts.
-    assert_eq!(gw.mock.last_request("gpt-4o-mini").unwrap()["stream_options"]["include_usage"], true);
-    let rec: Value = gw.admin_get(&format!("/admin/requests/{rid}")).await.json().await.unwrap();
+    assert_eq!(
+        gw.mock.last_request("gpt-4o-mini").unwrap()["stream_options"]["include_usage"],
+        true
+    );
+    let rec: Value = gw
+        .admin_get(&format!("/admin/requests/{rid}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rec["stream"], true);
     assert!(rec["completion_tokens"].as_u64().unwrap() > 0);
     assert!(rec["ttft_ms"].is_u64());
@@ -86,8 +101,19 @@ async fn broken_stream_after_first_byte_ends_with_an_error_event_and_is_logged()
     let rid = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
     let evs = events(resp).await;
     let last: Value = serde_json::from_str(evs.last().unwrap()).unwrap();
-    assert!(last["error"]["message"].as_str().unwrap().contains("stream"), "{last}");
-    let rec: Value = gw.admin_get(&format!("/admin/requests/{rid}")).await.json().await.unwrap();
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stream"),
+        "{last}"
+    );
+    let rec: Value = gw
+        .admin_get(&format!("/admin/requests/{rid}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(rec["status"], 502);
     assert_eq!(rec["error_kind"], "stream_broken");
     gw.shutdown().await;

@@ -86,7 +86,8 @@ mod tests {
 
     #[test]
     fn deployment_url_carries_api_version() {
-        let mut s = ProviderSettings::new("az", ProviderKind::Azure, "https://acme.openai.azure.com/");
+        let mut s =
+            ProviderSettings::new("az", ProviderKind::Azure, "https://acme.openai.azure.com/");
         s.api_version = Some("2024-06-01".into());
         let p = AzureProvider::new(s, reqwest::Client::new());
         assert_eq!(

@@ -220,7 +220,11 @@ mod tests {
 
     #[test]
     fn plain_bad_request_is_not_retryable() {
-        let e = ProviderError::from_status(400, &http::HeaderMap::new(), b"{\"error\":{\"message\":\"bad temperature\"}}");
+        let e = ProviderError::from_status(
+            400,
+            &http::HeaderMap::new(),
+            b"{\"error\":{\"message\":\"bad temperature\"}}",
+        );
         assert_eq!(e.class(), ErrorClass::BadRequest);
         assert!(!e.class().is_retryable());
         let e = ProviderError::from_status(503, &http::HeaderMap::new(), b"");

@@ -45,7 +45,9 @@ pub(crate) fn upstream_body(
     body.metadata = None;
     if stream {
         body.stream = Some(true);
-        let opts = body.stream_options.get_or_insert_with(StreamOptions::default);
+        let opts = body
+            .stream_options
+            .get_or_insert_with(StreamOptions::default);
         opts.include_usage = Some(true);
     } else {
         body.stream = None;

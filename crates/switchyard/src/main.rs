@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use switchyard_gateway::{AdminKeySource, Config};
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "An OpenAI-compatible LLM gateway")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "An OpenAI-compatible LLM gateway"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,7 +61,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn check_config(path: &PathBuf) -> anyhow::Result<()> {
+fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     let config = Config::load(path)?;
     println!(
         "{}: ok ({} providers, {} models, {} tenants)",

@@ -19,7 +19,12 @@ pub struct ListQuery {
 }
 
 fn store_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", "store_unavailable", format!("the store is unavailable: {e}"))
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "store_unavailable",
+        format!("the store is unavailable: {e}"),
+    )
 }
 
 pub async fn list_requests(

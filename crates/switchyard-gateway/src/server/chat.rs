@@ -13,7 +13,11 @@ use crate::requestlog::{estimate_tokens, RequestContext};
 use crate::stages::call::CallOutcome;
 use crate::stages::routing::ModelEntry;
 
-pub async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn chat_completions(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let mut ctx = RequestContext::begin(app.log.clone(), "chat.completions", &headers);
     let req: ChatCompletionRequest = match admit(&app, &mut ctx, &headers, body).await {
         Ok((_, req)) => req,
@@ -39,7 +43,11 @@ pub async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderM
             async move { m.provider.chat(&req, &m.upstream).await }
         })
         .await;
-    let CallOutcome { value: resp, model, attempts } = match result {
+    let CallOutcome {
+        value: resp,
+        model,
+        attempts,
+    } = match result {
         Ok(out) => out,
         Err(e) => {
             ctx.set_attempts(e.attempts);
@@ -55,7 +63,17 @@ pub async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderM
     ctx.set_usage(&model, usage);
     let body = match serde_json::to_vec(&resp) {
         Ok(b) => b,
-        Err(e) => return fail(ctx, ApiError::new(http::StatusCode::BAD_GATEWAY, "upstream_error", "malformed_response", e.to_string())),
+        Err(e) => {
+            return fail(
+                ctx,
+                ApiError::new(
+                    http::StatusCode::BAD_GATEWAY,
+                    "upstream_error",
+                    "malformed_response",
+                    e.to_string(),
+                ),
+            )
+        }
     };
     let mut response = ([(http::header::CONTENT_TYPE, "application/json")], body).into_response();
     route_headers(response.headers_mut(), &ctx, &model, attempts);
@@ -65,30 +83,54 @@ pub async fn chat_completions(State(app): State<Arc<AppState>>, headers: HeaderM
 
 fn validate(req: &ChatCompletionRequest) -> Result<(), ApiError> {
     if req.model.trim().is_empty() {
-        return Err(ApiError::invalid_request("invalid_request", "`model` must not be empty").with_param("model"));
+        return Err(
+            ApiError::invalid_request("invalid_request", "`model` must not be empty")
+                .with_param("model"),
+        );
     }
     if req.messages.is_empty() {
-        return Err(ApiError::invalid_request("invalid_request", "`messages` must contain at least one message").with_param("messages"));
+        return Err(ApiError::invalid_request(
+            "invalid_request",
+            "`messages` must contain at least one message",
+        )
+        .with_param("messages"));
     }
     if req.n.is_some_and(|n| n == 0) {
-        return Err(ApiError::invalid_request("invalid_request", "`n` must be at least 1").with_param("n"));
+        return Err(
+            ApiError::invalid_request("invalid_request", "`n` must be at least 1").with_param("n"),
+        );
     }
     if req.temperature.is_some_and(|t| !(0.0..=2.0).contains(&t)) {
-        return Err(ApiError::invalid_request("invalid_request", "`temperature` must be between 0 and 2").with_param("temperature"));
+        return Err(ApiError::invalid_request(
+            "invalid_request",
+            "`temperature` must be between 0 and 2",
+        )
+        .with_param("temperature"));
     }
     Ok(())
 }
 
 fn estimated_usage(req: &ChatCompletionRequest, resp: &ChatCompletionResponse) -> Usage {
     let completion: usize = resp.choices.iter().map(|c| c.message.text().len()).sum();
-    Usage::new(estimate_tokens(req.prompt_chars()), estimate_tokens(completion))
+    Usage::new(
+        estimate_tokens(req.prompt_chars()),
+        estimate_tokens(completion),
+    )
 }
 
 /// The `x-switchyard-*` headers that say who served the request and what it cost.
-pub(super) fn route_headers(headers: &mut HeaderMap, ctx: &RequestContext, model: &ModelEntry, attempts: u32) {
+pub(super) fn route_headers(
+    headers: &mut HeaderMap,
+    ctx: &RequestContext,
+    model: &ModelEntry,
+    attempts: u32,
+) {
     headers.insert("x-request-id", header_value(ctx.request_id()));
     headers.insert("x-switchyard-model", header_value(&model.name));
     headers.insert("x-switchyard-provider", header_value(model.provider_name()));
-    headers.insert("x-switchyard-cost-usd", header_value(&format!("{:.8}", ctx.cost_usd())));
+    headers.insert(
+        "x-switchyard-cost-usd",
+        header_value(&format!("{:.8}", ctx.cost_usd())),
+    );
     headers.insert("x-switchyard-attempts", header_value(&attempts.to_string()));
 }

@@ -13,7 +13,11 @@ use super::chat::route_headers;
 use super::{admit, fail, ApiError, AppState};
 use crate::requestlog::{estimate_tokens, RequestContext};
 
-pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn embeddings(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let mut ctx = RequestContext::begin(app.log.clone(), "embeddings", &headers);
     let req: EmbeddingsRequest = match admit(&app, &mut ctx, &headers, body).await {
         Ok((_, req)) => req,
@@ -21,7 +25,11 @@ pub async fn embeddings(State(app): State<Arc<AppState>>, headers: HeaderMap, bo
     };
     ctx.set_request(&req.model, false, None);
     if req.input.is_empty() {
-        return fail(ctx, ApiError::invalid_request("invalid_request", "`input` must not be empty").with_param("input"));
+        return fail(
+            ctx,
+            ApiError::invalid_request("invalid_request", "`input` must not be empty")
+                .with_param("input"),
+        );
     }
     let plan = match app.models.plan(&req.model) {
         Ok(plan) => plan,

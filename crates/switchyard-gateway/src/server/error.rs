@@ -23,7 +23,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, kind: &'static str, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             kind,
@@ -35,7 +40,12 @@ impl ApiError {
     }
 
     pub fn invalid_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", code, message)
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            code,
+            message,
+        )
     }
 
     pub fn with_param(mut self, param: &'static str) -> Self {
@@ -44,16 +54,36 @@ impl ApiError {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "not_found", message)
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "not_found",
+            message,
+        )
     }
 }
 
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Missing => Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "missing_api_key", e.to_string()),
-            AuthError::Invalid => Self::new(StatusCode::UNAUTHORIZED, "authentication_error", "invalid_api_key", e.to_string()),
-            AuthError::NotAdmin => Self::new(StatusCode::FORBIDDEN, "permission_error", "forbidden", e.to_string()),
+            AuthError::Missing => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "missing_api_key",
+                e.to_string(),
+            ),
+            AuthError::Invalid => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "invalid_api_key",
+                e.to_string(),
+            ),
+            AuthError::NotAdmin => Self::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "forbidden",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -61,12 +91,20 @@ impl From<AuthError> for ApiError {
 impl From<AdmissionError> for ApiError {
     fn from(e: AdmissionError) -> Self {
         match &e {
-            AdmissionError::TooLarge { .. } => {
-                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "request_too_large", e.to_string())
-            }
+            AdmissionError::TooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+                e.to_string(),
+            ),
             AdmissionError::RateLimited { retry_after, .. } => Self {
                 retry_after: Some(*retry_after),
-                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "rate_limit_exceeded", e.to_string())
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "rate_limit_exceeded",
+                    e.to_string(),
+                )
             },
         }
     }
@@ -74,7 +112,13 @@ impl From<AdmissionError> for ApiError {
 
 impl From<RoutingError> for ApiError {
     fn from(e: RoutingError) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", e.to_string()).with_param("model")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            e.to_string(),
+        )
+        .with_param("model")
     }
 }
 
@@ -83,25 +127,47 @@ impl From<CallError> for ApiError {
     /// decides between 429 (rate limited), 504 (timed out), 503 (unreachable) and 502 (bad answer).
     fn from(e: CallError) -> Self {
         let upstream = |status, code, what: &str| {
-            Self::new(status, "upstream_error", code, format!("{what} after {} attempt(s): {}", e.attempts, e.message))
+            Self::new(
+                status,
+                "upstream_error",
+                code,
+                format!("{what} after {} attempt(s): {}", e.attempts, e.message),
+            )
         };
         match e.kind {
-            CallErrorKind::Upstream(ErrorClass::BadRequest) => Self::invalid_request("upstream_rejected_request", e.message.clone()),
-            CallErrorKind::Upstream(ErrorClass::Unsupported) => Self::invalid_request("unsupported", e.message.clone()),
+            CallErrorKind::Upstream(ErrorClass::BadRequest) => {
+                Self::invalid_request("upstream_rejected_request", e.message.clone())
+            }
+            CallErrorKind::Upstream(ErrorClass::Unsupported) => {
+                Self::invalid_request("unsupported", e.message.clone())
+            }
             CallErrorKind::Upstream(ErrorClass::ContextLength) => {
-                Self::invalid_request("context_length_exceeded", e.message.clone()).with_param("messages")
+                Self::invalid_request("context_length_exceeded", e.message.clone())
+                    .with_param("messages")
             }
             CallErrorKind::Upstream(ErrorClass::RateLimited) => Self {
                 kind: "rate_limit_error",
-                ..upstream(StatusCode::TOO_MANY_REQUESTS, "upstream_rate_limited", "upstream rate limited")
+                ..upstream(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "upstream_rate_limited",
+                    "upstream rate limited",
+                )
             },
             CallErrorKind::Upstream(ErrorClass::Timeout) | CallErrorKind::DeadlineExceeded => {
-                upstream(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", "upstream timed out")
+                upstream(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_timeout",
+                    "upstream timed out",
+                )
             }
-            CallErrorKind::Upstream(ErrorClass::Connect) | CallErrorKind::CircuitOpen => {
-                upstream(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", "upstream unavailable")
+            CallErrorKind::Upstream(ErrorClass::Connect) | CallErrorKind::CircuitOpen => upstream(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                "upstream unavailable",
+            ),
+            CallErrorKind::Upstream(_) => {
+                upstream(StatusCode::BAD_GATEWAY, "upstream_error", "upstream failed")
             }
-            CallErrorKind::Upstream(_) => upstream(StatusCode::BAD_GATEWAY, "upstream_error", "upstream failed"),
         }
     }
 }

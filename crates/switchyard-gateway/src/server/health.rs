@@ -19,7 +19,11 @@ pub async fn healthz() -> Response {
 /// traffic to a draining replica.
 pub async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     if app.shutting_down.load(Ordering::SeqCst) {
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "shutting_down" }))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "shutting_down" })),
+        )
+            .into_response();
     }
     match app.store.ping().await {
         Ok(()) => Json(json!({
@@ -43,6 +47,10 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Response {
             handle.render(),
         )
             .into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable").into_response(),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "metrics recorder unavailable",
+        )
+            .into_response(),
     }
 }

@@ -125,13 +125,19 @@ async fn read_body(body: Body, limit: u64) -> Result<Bytes, ApiError> {
             "request_too_large",
             format!("request body exceeds the limit of {limit} bytes"),
         )),
-        Err(e) => Err(ApiError::invalid_request("body_read_error", format!("could not read the request body: {e}"))),
+        Err(e) => Err(ApiError::invalid_request(
+            "body_read_error",
+            format!("could not read the request body: {e}"),
+        )),
     }
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::invalid_request("invalid_json", "the request body is empty; send a JSON object"));
+        return Err(ApiError::invalid_request(
+            "invalid_json",
+            "the request body is empty; send a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {

@@ -33,7 +33,9 @@ pub(super) async fn respond(
                 match upstream.next().await {
                     Some(Ok(first)) => Ok((first, upstream)),
                     Some(Err(e)) => Err(e),
-                    None => Err(ProviderError::StreamBroken("upstream closed the stream before any event".into())),
+                    None => Err(ProviderError::StreamBroken(
+                        "upstream closed the stream before any event".into(),
+                    )),
                 }
             }
         })
@@ -134,7 +136,10 @@ impl Relay {
         let mut out = Vec::new();
         let estimated = self.usage.is_none();
         let usage = self.usage.unwrap_or_else(|| {
-            Usage::new(estimate_tokens(self.prompt_chars), estimate_tokens(self.completion_chars))
+            Usage::new(
+                estimate_tokens(self.prompt_chars),
+                estimate_tokens(self.completion_chars),
+            )
         });
         if estimated && self.wants_usage {
             // The client asked for usage and the upstream gave none: send our estimate.

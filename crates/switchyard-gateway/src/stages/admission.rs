@@ -65,11 +65,13 @@ impl Admission {
         let Some((rpm, limiter)) = self.limiters.get(tenant) else {
             return Ok(());
         };
-        limiter.check().map_err(|not_until| AdmissionError::RateLimited {
-            tenant: tenant.to_owned(),
-            rpm: *rpm,
-            retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-        })
+        limiter
+            .check()
+            .map_err(|not_until| AdmissionError::RateLimited {
+                tenant: tenant.to_owned(),
+                rpm: *rpm,
+                retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+            })
     }
 }
 
@@ -82,7 +84,13 @@ mod tests {
         let a = Admission::new(100, []);
         let mut h = HeaderMap::new();
         h.insert("content-length", "101".parse().unwrap());
-        assert!(matches!(a.check_declared_size(&h), Err(AdmissionError::TooLarge { size: 101, limit: 100 })));
+        assert!(matches!(
+            a.check_declared_size(&h),
+            Err(AdmissionError::TooLarge {
+                size: 101,
+                limit: 100
+            })
+        ));
         h.insert("content-length", "100".parse().unwrap());
         assert!(a.check_declared_size(&h).is_ok());
     }
@@ -92,7 +100,10 @@ mod tests {
         let a = Admission::new(100, [("acme".to_owned(), 2)]);
         assert!(a.check_rate("acme").is_ok());
         assert!(a.check_rate("acme").is_ok());
-        assert!(matches!(a.check_rate("acme"), Err(AdmissionError::RateLimited { rpm: 2, .. })));
+        assert!(matches!(
+            a.check_rate("acme"),
+            Err(AdmissionError::RateLimited { rpm: 2, .. })
+        ));
         assert!(a.check_rate("other").is_ok());
     }
 }

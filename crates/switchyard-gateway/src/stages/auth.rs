@@ -137,10 +137,21 @@ mod tests {
     #[test]
     fn admin_and_errors() {
         let r = ring();
-        assert!(r.authenticate_admin(&bearer("sk-admin-0123456789abcdef")).is_ok());
-        assert_eq!(r.authenticate_admin(&bearer("sk-acme-1")).unwrap_err(), AuthError::NotAdmin);
-        assert_eq!(r.authenticate(&bearer("sk-nope")).unwrap_err(), AuthError::Invalid);
-        assert_eq!(r.authenticate(&HeaderMap::new()).unwrap_err(), AuthError::Missing);
+        assert!(r
+            .authenticate_admin(&bearer("sk-admin-0123456789abcdef"))
+            .is_ok());
+        assert_eq!(
+            r.authenticate_admin(&bearer("sk-acme-1")).unwrap_err(),
+            AuthError::NotAdmin
+        );
+        assert_eq!(
+            r.authenticate(&bearer("sk-nope")).unwrap_err(),
+            AuthError::Invalid
+        );
+        assert_eq!(
+            r.authenticate(&HeaderMap::new()).unwrap_err(),
+            AuthError::Missing
+        );
         let mut h = HeaderMap::new();
         h.insert("x-api-key", "sk-acme-1".parse().unwrap());
         assert!(r.authenticate(&h).is_ok());

@@ -134,17 +134,30 @@ impl TestGateway {
         Self::start_full(dir, mock, store_url, extra).await
     }
 
-    pub async fn start_full(dir: TempDir, mock: MockUpstream, store_url: &str, extra: &str) -> Self {
+    pub async fn start_full(
+        dir: TempDir,
+        mock: MockUpstream,
+        store_url: &str,
+        extra: &str,
+    ) -> Self {
         let text = config_text(&mock.base_url(), store_url, extra);
         let config = Config::parse(&text).expect("test config is valid");
-        let gateway = switchyard_gateway::build(config).await.expect("gateway builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let gateway = switchyard_gateway::build(config)
+            .await
+            .expect("gateway builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = oneshot::channel::<()>();
         let state = gateway.state.clone();
-        let server = tokio::spawn(switchyard_gateway::serve(gateway.state, listener, async move {
-            let _ = rx.await;
-        }));
+        let server = tokio::spawn(switchyard_gateway::serve(
+            gateway.state,
+            listener,
+            async move {
+                let _ = rx.await;
+            },
+        ));
         Self {
             url,
             state,

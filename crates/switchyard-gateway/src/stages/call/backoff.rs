@@ -52,6 +52,9 @@ mod tests {
             base: Duration::from_millis(10),
             max: Duration::from_millis(10),
         };
-        assert_eq!(b.delay(0, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            b.delay(0, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
     }
 }

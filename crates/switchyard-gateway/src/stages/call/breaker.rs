@@ -31,7 +31,11 @@ pub enum BreakerState {
 }
 
 impl Breakers {
-    pub fn new<'a>(threshold: u32, cooldown: Duration, keys: impl IntoIterator<Item = &'a str>) -> Self {
+    pub fn new<'a>(
+        threshold: u32,
+        cooldown: Duration,
+        keys: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
         Self {
             threshold,
             cooldown,
@@ -103,7 +107,11 @@ impl Breakers {
     }
 
     pub fn snapshot(&self) -> Vec<(String, BreakerState)> {
-        let mut v: Vec<_> = self.states.keys().map(|p| (p.clone(), self.state(p))).collect();
+        let mut v: Vec<_> = self
+            .states
+            .keys()
+            .map(|p| (p.clone(), self.state(p)))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     }

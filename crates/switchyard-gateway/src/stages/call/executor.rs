@@ -93,13 +93,19 @@ impl Caller {
                 if now >= deadline {
                     return Err(CallError {
                         kind: CallErrorKind::DeadlineExceeded,
-                        message: format!("no answer within the {} ms deadline", self.deadline.as_millis()),
+                        message: format!(
+                            "no answer within the {} ms deadline",
+                            self.deadline.as_millis()
+                        ),
                         attempts,
                         last_model: Some(model),
                     });
                 }
                 if !self.breakers.allow(&model.breaker_key) {
-                    metrics::upstream_error(model.provider_name(), CallErrorKind::CircuitOpen.as_str());
+                    metrics::upstream_error(
+                        model.provider_name(),
+                        CallErrorKind::CircuitOpen.as_str(),
+                    );
                     last = Some(CallError {
                         kind: CallErrorKind::CircuitOpen,
                         message: format!(
@@ -147,7 +153,9 @@ impl Caller {
                 });
                 match class {
                     // A request the upstream calls malformed is malformed everywhere.
-                    ErrorClass::BadRequest | ErrorClass::Unsupported => return Err(last_error(last)),
+                    ErrorClass::BadRequest | ErrorClass::Unsupported => {
+                        return Err(last_error(last))
+                    }
                     ErrorClass::ContextLength => match table.context_fallback(&model) {
                         Some(bigger) if !tried.contains(&bigger.name) => {
                             queue.push_front(bigger);
