@@ -12,4 +12,4 @@ mod startup;
 
 pub use config::{Config, ConfigError};
 pub use server::{serve, AppState};
-pub use startup::{build, AdminKeySource, Gateway, StartError};
+pub use startup::{build, build_from, reload, AdminKeySource, Gateway, StartError};

@@ -9,7 +9,10 @@ use serde_json::{Map, Value};
 use switchyard_api::Usage;
 use switchyard_store::{RequestLog, RequestRecord};
 
+use std::sync::Arc;
+
 use crate::metrics::{self, RequestMetrics};
+use crate::stages::admission::{Admission, Ticket};
 use crate::stages::auth::Principal;
 use crate::stages::routing::ModelEntry;
 
@@ -22,6 +25,9 @@ pub struct RequestContext {
     ttft: Option<Duration>,
     record: RequestRecord,
     finished: bool,
+    /// What admission granted; settled (tokens, concurrency, spend) when the request ends.
+    ticket: Ticket,
+    settler: Option<Arc<Admission>>,
 }
 
 impl RequestContext {
@@ -44,7 +50,31 @@ impl RequestContext {
             ttft: None,
             record,
             finished: false,
+            ticket: Ticket::default(),
+            settler: None,
         }
+    }
+
+    /// From here on, the request's admission ticket is settled when it ends.
+    pub fn bind_admission(&mut self, admission: Arc<Admission>) {
+        self.settler = Some(admission);
+    }
+
+    pub fn ticket(&self) -> &Ticket {
+        &self.ticket
+    }
+
+    pub fn ticket_mut(&mut self) -> &mut Ticket {
+        &mut self.ticket
+    }
+
+    pub fn tags(&self) -> &[String] {
+        &self.record.tags
+    }
+
+    /// The end user the client named in the body's `user` field.
+    pub fn set_user(&mut self, user: Option<&str>) {
+        self.record.user = user.map(|u| u.chars().take(256).collect());
     }
 
     pub fn request_id(&self) -> &str {
@@ -141,6 +171,15 @@ impl RequestContext {
             completion_tokens: r.completion_tokens,
             cost_usd: r.cost_usd,
         });
+        if let Some(admission) = self.settler.take() {
+            let ticket = std::mem::take(&mut self.ticket);
+            let tokens = r.prompt_tokens + r.completion_tokens;
+            let cost = r.cost_usd;
+            // Settling talks to the limit state (maybe Redis): never on the response path.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { admission.settle(ticket, tokens, cost).await });
+            }
+        }
         self.log.record(std::mem::take(&mut self.record));
     }
 }

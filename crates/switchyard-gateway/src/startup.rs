@@ -6,13 +6,15 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use switchyard_providers::{build_provider, ProviderKind, ProviderSettings};
-use switchyard_store::{ApiKeyRecord, RequestLog, StoreError, WriterOptions};
+use switchyard_state::StateBackend;
+use switchyard_store::{RequestLog, Store, StoreError, WriterOptions};
 
-use crate::config::{Config, ProviderKindConfig};
-use crate::server::AppState;
+use crate::config::{Config, ProviderKindConfig, TenantConfig};
+use crate::server::{now_ms, AppState, Runtime};
 use crate::stages::admission::Admission;
-use crate::stages::auth::{digest, key_id, KeyRing};
+use crate::stages::auth::{config_key_record, KeyRing};
 use crate::stages::call::{Backoff, Breakers, Caller};
 use crate::stages::routing::{ModelEntry, ModelTable};
 
@@ -48,31 +50,32 @@ pub struct Gateway {
 
 pub const ADMIN_KEY_ENV: &str = "SWITCHYARD_ADMIN_KEY";
 
+/// How often a replica re-reads keys from the store (keys made or revoked on other replicas) and
+/// writes back last-used times.
+const KEY_SYNC_INTERVAL: Duration = Duration::from_secs(5);
+/// How often retention runs.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3_600);
+
 pub async fn build(config: Config) -> Result<Gateway, StartError> {
+    build_from(config, None).await
+}
+
+/// Builds the gateway; `config_path` is what a hot reload (SIGHUP) re-reads.
+pub async fn build_from(
+    config: Config,
+    config_path: Option<PathBuf>,
+) -> Result<Gateway, StartError> {
     let (admin_key, admin_key_source) = resolve_admin_key(&config)?;
     let store = switchyard_store::connect(&config.store.url).await?;
     store.migrate().await?;
+    let state =
+        switchyard_state::connect_with_prefix(config.state.url.as_deref(), &config.state.prefix)
+            .await
+            .map_err(|e| StartError::Config(format!("state.url: {e}")))?;
 
-    let mut keys = KeyRing::new(&admin_key);
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    for tenant in &config.tenants {
-        for key in &tenant.keys {
-            let d = digest(key);
-            keys.insert_digest(d, &tenant.name);
-            store
-                .upsert_api_key(&ApiKeyRecord {
-                    key_id: key_id(&d),
-                    key_hash: hex::encode(d),
-                    tenant: tenant.name.clone(),
-                    created_ms: now_ms,
-                    revoked: false,
-                })
-                .await?;
-        }
-    }
+    let keys = KeyRing::new(&admin_key);
+    sync_config_keys(&config, &*store).await?;
+    keys.replace_all(&store.list_api_keys().await?, now_ms());
 
     let (log, log_task) = RequestLog::spawn(
         store.clone(),
@@ -84,28 +87,65 @@ pub async fn build(config: Config) -> Result<Gateway, StartError> {
         },
     );
 
-    let client = reqwest::Client::builder()
+    let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| StartError::Http(e.to_string()))?;
-    let models = build_models(&config, &client)?;
+    let runtime = build_runtime(config, &store, &state, &http).await?;
+    let app = Arc::new(AppState {
+        runtime: ArcSwap::from_pointee(runtime),
+        keys,
+        log,
+        store,
+        state,
+        metrics: crate::metrics::install(),
+        shutting_down: AtomicBool::new(false),
+        config_path,
+        http,
+    });
+    spawn_background(&app);
+    Ok(Gateway {
+        state: app,
+        admin_key_source,
+        log_task,
+    })
+}
+
+/// Everything derived from the config file plus the tenants created through the admin API.
+pub(crate) async fn build_runtime(
+    mut config: Config,
+    store: &Arc<dyn Store>,
+    state: &Arc<dyn StateBackend>,
+    http: &reqwest::Client,
+) -> Result<Runtime, StartError> {
+    for record in store.list_tenants().await? {
+        match serde_json::from_value::<TenantConfig>(record.settings.clone()) {
+            Ok(mut t) => {
+                t.name = record.name.clone();
+                match config.tenants.iter_mut().find(|c| c.name == t.name) {
+                    // Settings changed through the API win; the config keeps its keys.
+                    Some(existing) => {
+                        t.keys = std::mem::take(&mut existing.keys);
+                        *existing = t;
+                    }
+                    None => config.tenants.push(t),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(tenant = %record.name, error = %e, "ignoring stored tenant with invalid settings")
+            }
+        }
+    }
+    let models = build_models(&config, http)?;
     let breaker_keys: Vec<String> = config
         .models
         .iter()
         .filter_map(|m| models.get(&m.name).map(|e| e.breaker_key.clone()))
         .collect();
-
-    let state = AppState {
-        keys,
-        admission: Admission::new(
-            config.server.max_body_bytes,
-            config
-                .tenants
-                .iter()
-                .filter_map(|t| t.rpm.map(|rpm| (t.name.clone(), rpm))),
-        ),
+    Ok(Runtime {
+        admission: Arc::new(Admission::new(&config, state.clone(), store.clone())),
         caller: Caller {
             breakers: Breakers::new(
                 config.breaker.failure_threshold,
@@ -120,17 +160,93 @@ pub async fn build(config: Config) -> Result<Gateway, StartError> {
             max_retry_after: Duration::from_millis(config.retry.max_retry_after_ms),
         },
         models,
-        log,
-        store,
-        metrics: crate::metrics::install(),
-        shutting_down: AtomicBool::new(false),
         config,
-    };
-    Ok(Gateway {
-        state: Arc::new(state),
-        admin_key_source,
-        log_task,
     })
+}
+
+/// Re-reads the config file and swaps the runtime; requests in flight finish on the old one.
+/// On any error the running configuration stays as it was.
+pub async fn reload(app: &AppState) -> Result<(), StartError> {
+    let config = match &app.config_path {
+        Some(path) => Config::load(path).map_err(|e| StartError::Config(e.to_string()))?,
+        None => app.runtime().config.clone(),
+    };
+    let current = app.runtime();
+    for (what, old, new) in [
+        ("listen", &current.config.listen, &config.listen),
+        ("store.url", &current.config.store.url, &config.store.url),
+    ] {
+        if old != new {
+            tracing::warn!(
+                key = what,
+                "changed in the config file; takes effect at the next restart"
+            );
+        }
+    }
+    if current.config.state.url != config.state.url {
+        tracing::warn!(
+            key = "state.url",
+            "changed in the config file; takes effect at the next restart"
+        );
+    }
+    sync_config_keys(&config, &*app.store).await?;
+    app.keys
+        .replace_all(&app.store.list_api_keys().await?, now_ms());
+    let runtime = build_runtime(config, &app.store, &app.state, &app.http).await?;
+    app.runtime.store(Arc::new(runtime));
+    tracing::info!("configuration reloaded");
+    Ok(())
+}
+
+/// Stores the configured tenant keys as digests. A key an admin revoked stays revoked even though
+/// the file still lists it: revocation must not be undone by a restart.
+async fn sync_config_keys(config: &Config, store: &dyn Store) -> Result<(), StartError> {
+    let now = now_ms();
+    for tenant in &config.tenants {
+        for key in &tenant.keys {
+            let record = config_key_record(key, &tenant.name, now);
+            match store.get_api_key(&record.key_id).await? {
+                Some(existing) if existing.revoked => {
+                    tracing::warn!(key_id = %record.key_id, tenant = %tenant.name, "configured key was revoked; it stays revoked")
+                }
+                Some(existing)
+                    if existing.tenant == record.tenant && existing.role == record.role => {}
+                _ => store.upsert_api_key(&record).await?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn spawn_background(app: &Arc<AppState>) {
+    let weak = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEY_SYNC_INTERVAL);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(app) = weak.upgrade() else { break };
+            let used = app.keys.take_last_used();
+            if !used.is_empty() {
+                if let Err(e) = app.store.touch_api_keys(&used).await {
+                    tracing::warn!(error = %e, "could not record key last-used times");
+                }
+            }
+            match app.store.list_api_keys().await {
+                Ok(records) => app.keys.replace_all(&records, now_ms()),
+                Err(e) => tracing::warn!(error = %e, "key sync failed; keeping the current keys"),
+            }
+        }
+    });
+    let weak = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RETENTION_INTERVAL);
+        loop {
+            tick.tick().await;
+            let Some(app) = weak.upgrade() else { break };
+            crate::server::run_retention(&app, None).await;
+        }
+    });
 }
 
 fn build_models(config: &Config, client: &reqwest::Client) -> Result<ModelTable, StartError> {

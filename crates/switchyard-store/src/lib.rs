@@ -1,4 +1,5 @@
-//! Durable request log and API-key store for Switchyard.
+//! Durable request log, API-key and tenant store, audit log and spend ledger
+//! for Switchyard.
 //!
 //! SQLite is the zero-configuration default; PostgreSQL is for production.
 //! [`RequestLog`] sits in front of either and batches writes off the request
@@ -14,14 +15,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+mod audit;
+mod keys;
 mod postgres;
 mod record;
+mod spend;
 mod spool;
 mod sqlite;
 mod writer;
 
+pub use audit::AuditEvent;
+pub use keys::{ApiKeyRecord, TenantRecord};
 pub use postgres::PostgresStore;
-pub use record::{ApiKeyRecord, RequestRecord};
+pub use record::RequestRecord;
+pub use spend::{CostFilter, GroupBy, SpendQuery, SpendRow};
 pub use sqlite::SqliteStore;
 pub use writer::{RequestLog, WriterOptions};
 
@@ -59,7 +66,7 @@ impl StoreError {
     }
 }
 
-/// A durable home for request records and API keys.
+/// A durable home for request records, API keys, tenants and the audit log.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
@@ -74,10 +81,51 @@ pub trait Store: Send + Sync + 'static {
     async fn list_requests(&self, limit: u32) -> Result<Vec<RequestRecord>, StoreError>;
     async fn get_request(&self, request_id: &str) -> Result<Option<RequestRecord>, StoreError>;
     async fn count_requests(&self) -> Result<u64, StoreError>;
-    /// Inserts or replaces the key with the same `key_id`.
+    /// Inserts or replaces the key with the same `key_id`: every field is
+    /// overwritten (keys from the config file are re-declared at each start)
+    /// except `last_used_ms`, which keeps the later of the stored and the new
+    /// value.
     async fn upsert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     /// Ordered by `created_ms`, then `key_id`.
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    async fn get_api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// Marks the key revoked at `ts_ms`. True only if the key existed and was
+    /// not revoked already (so the first revocation time is kept).
+    async fn revoke_api_key(&self, key_id: &str, ts_ms: i64) -> Result<bool, StoreError>;
+    /// Records key uses `(key_id, ts_ms)` in one transaction; `last_used_ms`
+    /// never moves backwards. Unknown keys are ignored.
+    async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<(), StoreError>;
+
+    /// Inserts, or replaces `settings` and `updated_ms` of the tenant with the
+    /// same name (the first `created_ms` is kept).
+    async fn upsert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError>;
+    /// Ordered by name.
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError>;
+    async fn get_tenant(&self, name: &str) -> Result<Option<TenantRecord>, StoreError>;
+
+    /// Appends one event; an `id` already present is ignored. The database
+    /// refuses any `UPDATE` or `DELETE` of the audit log.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// Newest first (`ts_ms`, then append order). With `tenant`, only events
+    /// whose `actor_tenant` is it or whose `details.tenant` is it.
+    async fn list_audit(
+        &self,
+        limit: u32,
+        tenant: Option<&str>,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Totals per group over live requests and rolled-up history, most
+    /// expensive first (ties by group name).
+    async fn spend_report(&self, query: &SpendQuery) -> Result<Vec<SpendRow>, StoreError>;
+    /// Total cost matching `filter`, rolled-up history included.
+    async fn sum_cost(&self, filter: &CostFilter) -> Result<f64, StoreError>;
+    /// Deletes `tenant`'s requests with `ts_ms < before_ms`, first adding them,
+    /// in the same transaction, to the daily rollups that keep spend totals
+    /// (without end users). Returns the number of requests deleted.
+    async fn purge_requests(&self, tenant: &str, before_ms: i64) -> Result<u64, StoreError>;
+    /// Deletes every request of end user `user` (rollups hold no user).
+    /// Returns the number deleted.
+    async fn delete_user_requests(&self, user: &str) -> Result<u64, StoreError>;
 }
 
 /// Pool tuning shared by both backends. The defaults suit the gateway; tests

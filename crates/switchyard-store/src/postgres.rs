@@ -6,55 +6,25 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
-use crate::record::{dedup_rows, RequestRow, API_KEY_COLUMNS, REQUEST_COLUMNS};
-use crate::{redact_url, ApiKeyRecord, RequestRecord, Store, StoreError, StoreOptions};
+use crate::record::{dedup_rows, RequestRow, REQUEST_COLUMNS};
+use crate::{
+    redact_url, ApiKeyRecord, AuditEvent, CostFilter, RequestRecord, SpendQuery, SpendRow, Store,
+    StoreError, StoreOptions, TenantRecord,
+};
+
+mod keys;
+mod ledger;
+mod schema;
 
 const BACKEND: &str = "postgres";
 
-/// 21 columns per row keeps a statement far below the 65535 bind limit.
+/// 22 columns per row keeps a statement far below the 65535 bind limit.
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Several gateway replicas may start at once; concurrent `CREATE TABLE IF NOT
 /// EXISTS` can still fail on catalog races, so migrations take this
 /// transaction-scoped advisory lock (an arbitrary constant, "swyd" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7377_7964;
-
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS requests (
-        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        request_id TEXT NOT NULL UNIQUE,
-        ts_ms BIGINT NOT NULL,
-        tenant TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        model_requested TEXT NOT NULL,
-        model_used TEXT,
-        provider TEXT,
-        status INTEGER NOT NULL,
-        error_kind TEXT,
-        error_message TEXT,
-        prompt_tokens BIGINT NOT NULL,
-        completion_tokens BIGINT NOT NULL,
-        cost_usd DOUBLE PRECISION NOT NULL,
-        latency_ms BIGINT NOT NULL,
-        ttft_ms BIGINT,
-        attempts BIGINT NOT NULL,
-        stream BOOLEAN NOT NULL,
-        cache TEXT,
-        tags TEXT NOT NULL,
-        metadata TEXT NOT NULL
-    )",
-    "CREATE INDEX IF NOT EXISTS requests_ts_idx ON requests (ts_ms DESC, seq DESC)",
-    "CREATE INDEX IF NOT EXISTS requests_tenant_ts_idx ON requests (tenant, ts_ms)",
-    "CREATE TABLE IF NOT EXISTS api_keys (
-        key_id TEXT PRIMARY KEY,
-        key_hash TEXT NOT NULL,
-        tenant TEXT NOT NULL,
-        created_ms BIGINT NOT NULL,
-        revoked BOOLEAN NOT NULL DEFAULT FALSE
-    )",
-    "CREATE INDEX IF NOT EXISTS api_keys_hash_idx ON api_keys (key_hash)",
-];
 
 /// PostgreSQL-backed [`Store`].
 #[derive(Debug, Clone)]
@@ -162,6 +132,7 @@ fn read_request(row: &PgRow) -> Result<RequestRow, sqlx::Error> {
         cache: row.try_get("cache")?,
         tags: row.try_get("tags")?,
         metadata: row.try_get("metadata")?,
+        user_id: row.try_get("user_id")?,
     })
 }
 
@@ -169,16 +140,6 @@ fn decode_request(row: &PgRow) -> Result<RequestRecord, StoreError> {
     read_request(row)
         .map_err(StoreError::db(BACKEND))?
         .into_record()
-}
-
-fn read_key(row: &PgRow) -> Result<ApiKeyRecord, sqlx::Error> {
-    Ok(ApiKeyRecord {
-        key_id: row.try_get("key_id")?,
-        key_hash: row.try_get("key_hash")?,
-        tenant: row.try_get("tenant")?,
-        created_ms: row.try_get("created_ms")?,
-        revoked: row.try_get("revoked")?,
-    })
 }
 
 #[async_trait]
@@ -194,13 +155,7 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(StoreError::db(BACKEND))?;
-        for stmt in MIGRATIONS {
-            sqlx::query(stmt)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::db(BACKEND))?;
-        }
-        tx.commit().await.map_err(StoreError::db(BACKEND))
+        schema::migrate(tx).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -246,7 +201,8 @@ impl Store for PostgresStore {
                     .push_bind(r.stream)
                     .push_bind(&r.cache)
                     .push_bind(&r.tags)
-                    .push_bind(&r.metadata);
+                    .push_bind(&r.metadata)
+                    .push_bind(&r.user_id);
             });
             qb.push(" ON CONFLICT (request_id) DO NOTHING");
             qb.build()
@@ -288,33 +244,63 @@ impl Store for PostgresStore {
     }
 
     async fn upsert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (key_id) DO UPDATE SET key_hash = excluded.key_hash,
-                 tenant = excluded.tenant, created_ms = excluded.created_ms,
-                 revoked = excluded.revoked"
-        ))
-        .bind(&key.key_id)
-        .bind(&key.key_hash)
-        .bind(&key.tenant)
-        .bind(key.created_ms)
-        .bind(key.revoked)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(StoreError::db(BACKEND))
+        self.key_upsert(key).await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_ms, key_id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::db(BACKEND))?;
-        rows.iter()
-            .map(|r| read_key(r).map_err(StoreError::db(BACKEND)))
-            .collect()
+        self.keys_list().await
+    }
+
+    async fn get_api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.key_get(key_id).await
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, ts_ms: i64) -> Result<bool, StoreError> {
+        self.key_revoke(key_id, ts_ms).await
+    }
+
+    async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<(), StoreError> {
+        self.keys_touch(uses).await
+    }
+
+    async fn upsert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        self.tenant_upsert(tenant).await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        self.tenants_list().await
+    }
+
+    async fn get_tenant(&self, name: &str) -> Result<Option<TenantRecord>, StoreError> {
+        self.tenant_get(name).await
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.audit_append(event).await
+    }
+
+    async fn list_audit(
+        &self,
+        limit: u32,
+        tenant: Option<&str>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.audit_list(limit, tenant).await
+    }
+
+    async fn spend_report(&self, query: &SpendQuery) -> Result<Vec<SpendRow>, StoreError> {
+        self.spend(query).await
+    }
+
+    async fn sum_cost(&self, filter: &CostFilter) -> Result<f64, StoreError> {
+        self.cost(filter).await
+    }
+
+    async fn purge_requests(&self, tenant: &str, before_ms: i64) -> Result<u64, StoreError> {
+        self.purge(tenant, before_ms).await
+    }
+
+    async fn delete_user_requests(&self, user: &str) -> Result<u64, StoreError> {
+        self.delete_user(user).await
     }
 }
 

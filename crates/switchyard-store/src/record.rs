@@ -36,17 +36,10 @@ pub struct RequestRecord {
     pub tags: Vec<String>,
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
-}
-
-/// A stored API key; only the hash of the secret is ever persisted.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ApiKeyRecord {
-    pub key_id: String,
-    /// Lowercase hex SHA-256 of the secret.
-    pub key_hash: String,
-    pub tenant: String,
-    pub created_ms: i64,
-    pub revoked: bool,
+    /// The end user the request was made for (OpenAI's `user` field), if the
+    /// client named one. Stored as `user_id`; see `Store::delete_user_requests`.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// Insert/select column order for the `requests` table. Both backends bind and
@@ -54,9 +47,7 @@ pub struct ApiKeyRecord {
 pub(crate) const REQUEST_COLUMNS: &str = "request_id, ts_ms, tenant, key_id, endpoint, \
      model_requested, model_used, provider, status, error_kind, error_message, \
      prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms, attempts, \
-     stream, cache, tags, metadata";
-
-pub(crate) const API_KEY_COLUMNS: &str = "key_id, key_hash, tenant, created_ms, revoked";
+     stream, cache, tags, metadata, user_id";
 
 /// A [`RequestRecord`] reduced to types every SQL backend can bind natively
 /// (signed integers, text, f64, bool), so the backend modules only move values.
@@ -83,11 +74,12 @@ pub(crate) struct RequestRow {
     pub cache: Option<String>,
     pub tags: String,
     pub metadata: String,
+    pub user_id: Option<String>,
 }
 
 /// Saturates instead of failing: a single absurd counter must not make a
 /// whole batch (and then the spool replay) fail forever.
-fn to_i64(v: u64) -> i64 {
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -140,6 +132,7 @@ impl RequestRow {
             cache: rec.cache.clone(),
             tags,
             metadata,
+            user_id: rec.user.clone(),
         })
     }
 
@@ -185,6 +178,7 @@ impl RequestRow {
             cache: self.cache,
             tags,
             metadata,
+            user: self.user_id,
         })
     }
 
@@ -211,6 +205,7 @@ impl RequestRow {
         clean_opt(&mut self.error_kind);
         clean_opt(&mut self.error_message);
         clean_opt(&mut self.cache);
+        clean_opt(&mut self.user_id);
         // tags/metadata are JSON text, where serde_json already escapes NUL.
         self
     }
@@ -255,6 +250,7 @@ mod tests {
             cache: Some("miss".into()),
             tags: vec!["a".into(), "b".into()],
             metadata,
+            user: Some("end-user-7".into()),
         }
     }
 
@@ -300,8 +296,9 @@ mod tests {
         let obj = v.as_object_mut().unwrap();
         obj.remove("tags");
         obj.remove("metadata");
+        obj.remove("user");
         let back: RequestRecord = serde_json::from_value(v).unwrap();
-        assert!(back.tags.is_empty() && back.metadata.is_empty());
+        assert!(back.tags.is_empty() && back.metadata.is_empty() && back.user.is_none());
     }
 
     #[test]

@@ -10,57 +10,25 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use crate::record::{dedup_rows, RequestRow, API_KEY_COLUMNS, REQUEST_COLUMNS};
-use crate::{redact_url, ApiKeyRecord, RequestRecord, Store, StoreError, StoreOptions};
+use crate::record::{dedup_rows, RequestRow, REQUEST_COLUMNS};
+use crate::{
+    redact_url, ApiKeyRecord, AuditEvent, CostFilter, RequestRecord, SpendQuery, SpendRow, Store,
+    StoreError, StoreOptions, TenantRecord,
+};
+
+mod keys;
+mod ledger;
+mod schema;
 
 const BACKEND: &str = "sqlite";
 
 /// Stays under SQLite's default limit of 32766 bound variables per statement
-/// (21 columns per row).
+/// (22 columns per row).
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Long enough to ride out a checkpoint or a concurrent writer, short enough
 /// that a wedged database surfaces as an error and the writer spools.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-const MIGRATIONS: &[&str] = &[
-    // `seq` records insertion order; AUTOINCREMENT keeps it monotonic even
-    // after old rows are pruned, so "newest first" stays well defined.
-    "CREATE TABLE IF NOT EXISTS requests (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        request_id TEXT NOT NULL UNIQUE,
-        ts_ms INTEGER NOT NULL,
-        tenant TEXT NOT NULL,
-        key_id TEXT NOT NULL,
-        endpoint TEXT NOT NULL,
-        model_requested TEXT NOT NULL,
-        model_used TEXT,
-        provider TEXT,
-        status INTEGER NOT NULL,
-        error_kind TEXT,
-        error_message TEXT,
-        prompt_tokens INTEGER NOT NULL,
-        completion_tokens INTEGER NOT NULL,
-        cost_usd REAL NOT NULL,
-        latency_ms INTEGER NOT NULL,
-        ttft_ms INTEGER,
-        attempts INTEGER NOT NULL,
-        stream INTEGER NOT NULL,
-        cache TEXT,
-        tags TEXT NOT NULL,
-        metadata TEXT NOT NULL
-    )",
-    "CREATE INDEX IF NOT EXISTS requests_ts_idx ON requests (ts_ms DESC, seq DESC)",
-    "CREATE INDEX IF NOT EXISTS requests_tenant_ts_idx ON requests (tenant, ts_ms)",
-    "CREATE TABLE IF NOT EXISTS api_keys (
-        key_id TEXT PRIMARY KEY NOT NULL,
-        key_hash TEXT NOT NULL,
-        tenant TEXT NOT NULL,
-        created_ms INTEGER NOT NULL,
-        revoked INTEGER NOT NULL DEFAULT 0
-    )",
-    "CREATE INDEX IF NOT EXISTS api_keys_hash_idx ON api_keys (key_hash)",
-];
 
 /// SQLite-backed [`Store`].
 #[derive(Debug, Clone)]
@@ -193,6 +161,7 @@ fn read_request(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
         cache: row.try_get("cache")?,
         tags: row.try_get("tags")?,
         metadata: row.try_get("metadata")?,
+        user_id: row.try_get("user_id")?,
     })
 }
 
@@ -202,16 +171,6 @@ fn decode_request(row: &SqliteRow) -> Result<RequestRecord, StoreError> {
         .into_record()
 }
 
-fn read_key(row: &SqliteRow) -> Result<ApiKeyRecord, sqlx::Error> {
-    Ok(ApiKeyRecord {
-        key_id: row.try_get("key_id")?,
-        key_hash: row.try_get("key_hash")?,
-        tenant: row.try_get("tenant")?,
-        created_ms: row.try_get("created_ms")?,
-        revoked: row.try_get("revoked")?,
-    })
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -219,15 +178,14 @@ impl Store for SqliteStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let db = StoreError::db(BACKEND);
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        for stmt in MIGRATIONS {
-            sqlx::query(stmt)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::db(BACKEND))?;
-        }
-        tx.commit().await.map_err(StoreError::db(BACKEND))
+        // IMMEDIATE: two processes upgrading one file serialize on the write
+        // lock instead of both deciding a column is missing.
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(StoreError::db(BACKEND))?;
+        schema::migrate(tx).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -273,7 +231,8 @@ impl Store for SqliteStore {
                     .push_bind(r.stream)
                     .push_bind(&r.cache)
                     .push_bind(&r.tags)
-                    .push_bind(&r.metadata);
+                    .push_bind(&r.metadata)
+                    .push_bind(&r.user_id);
             });
             qb.push(" ON CONFLICT (request_id) DO NOTHING");
             qb.build()
@@ -315,33 +274,63 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (key_id) DO UPDATE SET key_hash = excluded.key_hash,
-                 tenant = excluded.tenant, created_ms = excluded.created_ms,
-                 revoked = excluded.revoked"
-        ))
-        .bind(&key.key_id)
-        .bind(&key.key_hash)
-        .bind(&key.tenant)
-        .bind(key.created_ms)
-        .bind(key.revoked)
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(StoreError::db(BACKEND))
+        self.key_upsert(key).await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {API_KEY_COLUMNS} FROM api_keys ORDER BY created_ms, key_id"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::db(BACKEND))?;
-        rows.iter()
-            .map(|r| read_key(r).map_err(StoreError::db(BACKEND)))
-            .collect()
+        self.keys_list().await
+    }
+
+    async fn get_api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.key_get(key_id).await
+    }
+
+    async fn revoke_api_key(&self, key_id: &str, ts_ms: i64) -> Result<bool, StoreError> {
+        self.key_revoke(key_id, ts_ms).await
+    }
+
+    async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<(), StoreError> {
+        self.keys_touch(uses).await
+    }
+
+    async fn upsert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        self.tenant_upsert(tenant).await
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        self.tenants_list().await
+    }
+
+    async fn get_tenant(&self, name: &str) -> Result<Option<TenantRecord>, StoreError> {
+        self.tenant_get(name).await
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.audit_append(event).await
+    }
+
+    async fn list_audit(
+        &self,
+        limit: u32,
+        tenant: Option<&str>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.audit_list(limit, tenant).await
+    }
+
+    async fn spend_report(&self, query: &SpendQuery) -> Result<Vec<SpendRow>, StoreError> {
+        self.spend(query).await
+    }
+
+    async fn sum_cost(&self, filter: &CostFilter) -> Result<f64, StoreError> {
+        self.cost(filter).await
+    }
+
+    async fn purge_requests(&self, tenant: &str, before_ms: i64) -> Result<u64, StoreError> {
+        self.purge(tenant, before_ms).await
+    }
+
+    async fn delete_user_requests(&self, user: &str) -> Result<u64, StoreError> {
+        self.delete_user(user).await
     }
 }
 

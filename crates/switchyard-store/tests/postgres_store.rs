@@ -6,6 +6,9 @@ mod common;
 use std::future::Future;
 use std::sync::Arc;
 
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use switchyard_store::{connect, connect_postgres_schema, Store};
 
@@ -116,4 +119,119 @@ async fn bad_schema_names_are_refused_before_any_sql() {
         .err()
         .unwrap();
     assert!(err.to_string().contains("invalid schema name"), "{err}");
+}
+
+/// A separate pool pinned to the test's schema, for statements the `Store`
+/// API would never issue.
+async fn raw(url: &str, schema: &str) -> common::Raw {
+    let opts = PgConnectOptions::from_str(url)
+        .unwrap()
+        .options([("search_path", schema)]);
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    Arc::new(move |sql: String| {
+        let pool = pool.clone();
+        Box::pin(async move {
+            sqlx::query(&sql)
+                .execute(&pool)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+#[tokio::test]
+async fn postgres_keys() {
+    with_schema(|_, _, store| common::tenancy::keys_suite(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_tenants() {
+    with_schema(|_, _, store| common::tenancy::tenants_suite(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_audit_is_append_only() {
+    with_schema(|url, schema, store| async move {
+        store.migrate().await.unwrap();
+        let raw = raw(&url, &schema).await;
+        common::tenancy::audit_suite(store, raw, &["TRUNCATE audit_log"]).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_spend() {
+    with_schema(|_, _, store| common::ledger::spend_suite(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_retention_keeps_totals() {
+    with_schema(|_, _, store| common::ledger::retention_suite(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_delete_user() {
+    with_schema(|_, _, store| common::ledger::delete_user_suite(store)).await;
+}
+
+/// The schema and one row of each table exactly as the first release wrote
+/// them.
+const OLD_SCHEMA: &[&str] = &[
+    "CREATE TABLE requests (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        request_id TEXT NOT NULL UNIQUE,
+        ts_ms BIGINT NOT NULL,
+        tenant TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        model_requested TEXT NOT NULL,
+        model_used TEXT,
+        provider TEXT,
+        status INTEGER NOT NULL,
+        error_kind TEXT,
+        error_message TEXT,
+        prompt_tokens BIGINT NOT NULL,
+        completion_tokens BIGINT NOT NULL,
+        cost_usd DOUBLE PRECISION NOT NULL,
+        latency_ms BIGINT NOT NULL,
+        ttft_ms BIGINT,
+        attempts BIGINT NOT NULL,
+        stream BOOLEAN NOT NULL,
+        cache TEXT,
+        tags TEXT NOT NULL,
+        metadata TEXT NOT NULL
+    )",
+    "CREATE INDEX requests_ts_idx ON requests (ts_ms DESC, seq DESC)",
+    "CREATE INDEX requests_tenant_ts_idx ON requests (tenant, ts_ms)",
+    "CREATE TABLE api_keys (
+        key_id TEXT PRIMARY KEY,
+        key_hash TEXT NOT NULL,
+        tenant TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        revoked BOOLEAN NOT NULL DEFAULT FALSE
+    )",
+    "CREATE INDEX api_keys_hash_idx ON api_keys (key_hash)",
+    "INSERT INTO requests (request_id, ts_ms, tenant, key_id, endpoint, model_requested,
+        status, prompt_tokens, completion_tokens, cost_usd, latency_ms, attempts, stream,
+        tags, metadata)
+     VALUES ('old-req', 1000, 'acme', 'old-key', 'chat.completions', 'gpt-4o',
+        200, 3, 4, 0.5, 10, 1, FALSE, '[\"prod\"]', '{}')",
+    "INSERT INTO api_keys (key_id, key_hash, tenant, created_ms) VALUES ('old-key', 'ff', 'acme', 7)",
+];
+
+#[tokio::test]
+async fn postgres_upgrades_a_database_from_the_old_schema() {
+    with_schema(|url, schema, store| async move {
+        let raw = raw(&url, &schema).await;
+        for stmt in OLD_SCHEMA {
+            raw(stmt.to_string()).await.unwrap();
+        }
+        common::tenancy::after_upgrade(store).await;
+    })
+    .await;
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchyard_store::{
-    connect, connect_lazy_with, ApiKeyRecord, RequestLog, RequestRecord, Store, StoreError,
-    StoreOptions, WriterOptions,
+    connect, connect_lazy_with, ApiKeyRecord, AuditEvent, CostFilter, RequestLog, RequestRecord,
+    SpendQuery, SpendRow, Store, StoreError, StoreOptions, TenantRecord, WriterOptions,
 };
 
 async fn sqlite_store(dir: &Path, name: &str) -> Arc<dyn Store> {
@@ -247,6 +247,46 @@ impl Store for Flaky {
     }
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
         self.inner.list_api_keys().await
+    }
+    async fn get_api_key(&self, key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.inner.get_api_key(key_id).await
+    }
+    async fn revoke_api_key(&self, key_id: &str, ts_ms: i64) -> Result<bool, StoreError> {
+        self.inner.revoke_api_key(key_id, ts_ms).await
+    }
+    async fn touch_api_keys(&self, uses: &[(String, i64)]) -> Result<(), StoreError> {
+        self.inner.touch_api_keys(uses).await
+    }
+    async fn upsert_tenant(&self, tenant: &TenantRecord) -> Result<(), StoreError> {
+        self.inner.upsert_tenant(tenant).await
+    }
+    async fn list_tenants(&self) -> Result<Vec<TenantRecord>, StoreError> {
+        self.inner.list_tenants().await
+    }
+    async fn get_tenant(&self, name: &str) -> Result<Option<TenantRecord>, StoreError> {
+        self.inner.get_tenant(name).await
+    }
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.inner.append_audit(event).await
+    }
+    async fn list_audit(
+        &self,
+        limit: u32,
+        tenant: Option<&str>,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.inner.list_audit(limit, tenant).await
+    }
+    async fn spend_report(&self, query: &SpendQuery) -> Result<Vec<SpendRow>, StoreError> {
+        self.inner.spend_report(query).await
+    }
+    async fn sum_cost(&self, filter: &CostFilter) -> Result<f64, StoreError> {
+        self.inner.sum_cost(filter).await
+    }
+    async fn purge_requests(&self, tenant: &str, before_ms: i64) -> Result<u64, StoreError> {
+        self.inner.purge_requests(tenant, before_ms).await
+    }
+    async fn delete_user_requests(&self, user: &str) -> Result<u64, StoreError> {
+        self.inner.delete_user_requests(user).await
     }
 }
 

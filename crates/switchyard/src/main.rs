@@ -79,7 +79,7 @@ async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> 
         config.listen = addr.to_string();
     }
     let addr = config.listen.clone();
-    let gateway = switchyard_gateway::build(config).await?;
+    let gateway = switchyard_gateway::build_from(config, Some(path.clone())).await?;
     match &gateway.admin_key_source {
         AdminKeySource::Generated(p) => {
             tracing::warn!(path = %p.display(), "no admin key configured: generated one and wrote it to this file (mode 0600)")
@@ -94,12 +94,36 @@ async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> 
     let local = listener.local_addr()?;
     tracing::info!(%local, store = gateway.state.store.backend(), "switchyard listening");
     println!("switchyard listening on http://{local}");
+    spawn_reload_on_sighup(gateway.state.clone());
     switchyard_gateway::serve(gateway.state, listener, shutdown_signal()).await?;
     if let Err(e) = gateway.log_task.await {
         tracing::warn!(error = %e, "request log writer ended abnormally");
     }
     Ok(())
 }
+
+/// SIGHUP re-reads the config file; a bad file is refused and the running config stays.
+#[cfg(unix)]
+fn spawn_reload_on_sighup(state: std::sync::Arc<switchyard_gateway::AppState>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    tokio::spawn(async move {
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; hot reload only via the admin API");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            if let Err(e) = switchyard_gateway::server::reload_audited(&state, None).await {
+                tracing::error!(error = %e, "reload refused; the running configuration is unchanged");
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn spawn_reload_on_sighup(_state: std::sync::Arc<switchyard_gateway::AppState>) {}
 
 async fn shutdown_signal() {
     let ctrl_c = async {

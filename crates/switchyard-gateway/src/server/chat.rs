@@ -18,27 +18,46 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let rt = app.runtime();
     let mut ctx = RequestContext::begin(app.log.clone(), "chat.completions", &headers);
-    let req: ChatCompletionRequest = match admit(&app, &mut ctx, &headers, body).await {
-        Ok((_, req)) => req,
-        Err(e) => return fail(ctx, e),
-    };
+    let (principal, req): (_, ChatCompletionRequest) =
+        match admit(&app, &rt, &mut ctx, &headers, body).await {
+            Ok(admitted) => admitted,
+            Err(e) => return fail(ctx, e),
+        };
     ctx.set_request(&req.model, req.is_stream(), req.metadata.as_ref());
+    ctx.set_user(req.user.as_deref());
     if let Err(e) = validate(&req) {
         return fail(ctx, e);
     }
-    let plan = match app.models.plan(&req.model) {
+    let plan = match rt.models.plan(&req.model) {
         Ok(plan) => plan,
         Err(e) => return fail(ctx, e.into()),
     };
+    let tags = ctx.tags().to_vec();
+    let prompt_estimate =
+        estimate_tokens(req.prompt_chars()) + u64::from(req.max_output_tokens().unwrap_or(0));
+    if let Err(e) = rt
+        .admission
+        .admit_body(
+            &principal,
+            ctx.ticket_mut(),
+            &req.model,
+            prompt_estimate,
+            &tags,
+        )
+        .await
+    {
+        return fail(ctx, e.into());
+    }
     if req.is_stream() {
-        return stream::respond(app, ctx, req, plan).await;
+        return stream::respond(rt, ctx, req, plan).await;
     }
 
     let req = Arc::new(req);
-    let result = app
+    let result = rt
         .caller
-        .call(&app.models, plan, |m| {
+        .call(&rt.models, plan, |m| {
             let req = req.clone();
             async move { m.provider.chat(&req, &m.upstream).await }
         })
@@ -118,7 +137,8 @@ fn estimated_usage(req: &ChatCompletionRequest, resp: &ChatCompletionResponse) -
     )
 }
 
-/// The `x-switchyard-*` headers that say who served the request and what it cost.
+/// The `x-switchyard-*` headers that say who served the request and what it cost, and the
+/// `x-ratelimit-*` headers of the limits that applied.
 pub(super) fn route_headers(
     headers: &mut HeaderMap,
     ctx: &RequestContext,
@@ -126,6 +146,10 @@ pub(super) fn route_headers(
     attempts: u32,
 ) {
     headers.insert("x-request-id", header_value(ctx.request_id()));
+    ctx.ticket().rate_headers.write(headers);
+    if let Some(w) = &ctx.ticket().budget_warning {
+        headers.insert("x-switchyard-budget-warning", header_value(w));
+    }
     headers.insert("x-switchyard-model", header_value(&model.name));
     headers.insert("x-switchyard-provider", header_value(model.provider_name()));
     headers.insert(

@@ -18,12 +18,15 @@ pub async fn embeddings(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let rt = app.runtime();
     let mut ctx = RequestContext::begin(app.log.clone(), "embeddings", &headers);
-    let req: EmbeddingsRequest = match admit(&app, &mut ctx, &headers, body).await {
-        Ok((_, req)) => req,
-        Err(e) => return fail(ctx, e),
-    };
+    let (principal, req): (_, EmbeddingsRequest) =
+        match admit(&app, &rt, &mut ctx, &headers, body).await {
+            Ok(admitted) => admitted,
+            Err(e) => return fail(ctx, e),
+        };
     ctx.set_request(&req.model, false, None);
+    ctx.set_user(req.user.as_deref());
     if req.input.is_empty() {
         return fail(
             ctx,
@@ -31,14 +34,23 @@ pub async fn embeddings(
                 .with_param("input"),
         );
     }
-    let plan = match app.models.plan(&req.model) {
+    let plan = match rt.models.plan(&req.model) {
         Ok(plan) => plan,
         Err(e) => return fail(ctx, e.into()),
     };
+    let tags = ctx.tags().to_vec();
+    let estimate = estimate_tokens(req.input.chars());
+    if let Err(e) = rt
+        .admission
+        .admit_body(&principal, ctx.ticket_mut(), &req.model, estimate, &tags)
+        .await
+    {
+        return fail(ctx, e.into());
+    }
     let req = Arc::new(req);
-    let result = app
+    let result = rt
         .caller
-        .call(&app.models, plan, |m| {
+        .call(&rt.models, plan, |m| {
             let req = req.clone();
             async move { m.provider.embeddings(&req, &m.upstream).await }
         })
@@ -65,13 +77,16 @@ pub async fn embeddings(
 }
 
 pub async fn list_models(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = app.keys.authenticate(&headers) {
-        return ApiError::from(e).into_response();
-    }
-    let data = app
+    let principal = match app.keys.authenticate(&headers, super::now_ms()) {
+        Ok(p) => p,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let rt = app.runtime();
+    let data = rt
         .models
         .names()
-        .filter_map(|name| app.models.get(name))
+        .filter(|name| principal.key.as_ref().is_none_or(|k| k.allows_model(name)))
+        .filter_map(|name| rt.models.get(name))
         .map(|m| ModelObject {
             id: m.name.clone(),
             object: "model".to_owned(),

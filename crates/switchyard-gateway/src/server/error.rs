@@ -78,6 +78,12 @@ impl From<AuthError> for ApiError {
                 "invalid_api_key",
                 e.to_string(),
             ),
+            AuthError::Expired => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                "expired_api_key",
+                e.to_string(),
+            ),
             AuthError::NotAdmin => Self::new(
                 StatusCode::FORBIDDEN,
                 "permission_error",
@@ -106,6 +112,29 @@ impl From<AdmissionError> for ApiError {
                     e.to_string(),
                 )
             },
+            AdmissionError::TooManyConcurrent { .. } => Self {
+                retry_after: Some(Duration::from_secs(1)),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    "concurrency_limit_exceeded",
+                    e.to_string(),
+                )
+            },
+            // OpenAI answers an exhausted quota with 429 `insufficient_quota`; SDKs know it.
+            AdmissionError::BudgetExhausted { .. } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "insufficient_quota",
+                "budget_exceeded",
+                e.to_string(),
+            ),
+            AdmissionError::ModelNotAllowed(_) => Self::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                "model_not_allowed",
+                e.to_string(),
+            )
+            .with_param("model"),
         }
     }
 }

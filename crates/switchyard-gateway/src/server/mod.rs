@@ -22,6 +22,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::de::DeserializeOwned;
 use switchyard_store::{RequestLog, Store};
 
+pub use admin::{reload_audited, run_retention};
 pub use error::ApiError;
 
 use crate::config::Config;
@@ -30,17 +31,36 @@ use crate::stages::admission::Admission;
 use crate::stages::auth::{KeyRing, Principal};
 use crate::stages::call::Caller;
 use crate::stages::routing::ModelTable;
+use arc_swap::ArcSwap;
+use switchyard_state::StateBackend;
 
-pub struct AppState {
+/// Everything built from the config file; swapped whole on a hot reload, while requests in
+/// flight finish on the runtime they started with.
+pub struct Runtime {
     pub config: Config,
-    pub keys: KeyRing,
-    pub admission: Admission,
+    pub admission: Arc<Admission>,
     pub models: ModelTable,
     pub caller: Caller,
+}
+
+pub struct AppState {
+    pub runtime: ArcSwap<Runtime>,
+    /// Keys outlive reloads: API-created keys live in the store, config keys are re-synced.
+    pub keys: KeyRing,
     pub log: RequestLog,
     pub store: Arc<dyn Store>,
+    pub state: Arc<dyn StateBackend>,
     pub metrics: Option<PrometheusHandle>,
     pub shutting_down: AtomicBool,
+    /// The file a reload reads (None when built from text, as in tests).
+    pub config_path: Option<std::path::PathBuf>,
+    pub(crate) http: reqwest::Client,
+}
+
+impl AppState {
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -48,12 +68,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(embeddings::list_models))
-        .route("/admin/requests", get(admin::list_requests))
-        .route("/admin/requests/{request_id}", get(admin::get_request))
-        .route("/admin/breakers", get(admin::breakers))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(admin::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -81,7 +99,7 @@ pub async fn serve(
         tracing::info!("shutdown requested: draining in-flight requests");
         let _ = signalled_tx.send(true);
     });
-    let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+    let grace = Duration::from_secs(state.runtime().config.server.shutdown_grace_secs);
     let grace_expired = async move {
         let _ = signalled_rx.wait_for(|s| *s).await;
         tokio::time::sleep(grace).await;
@@ -102,15 +120,19 @@ pub async fn serve(
 /// the body is read, then the body is read (capped) and parsed.
 pub(crate) async fn admit<T: DeserializeOwned>(
     app: &AppState,
+    rt: &Runtime,
     ctx: &mut RequestContext,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Principal, T), ApiError> {
-    let principal = app.keys.authenticate(headers)?;
+    let principal = app.keys.authenticate(headers, now_ms())?;
     ctx.set_principal(&principal);
-    app.admission.check_declared_size(headers)?;
-    app.admission.check_rate(&principal.tenant)?;
-    let bytes = read_body(body, app.admission.max_body_bytes()).await?;
+    rt.admission.check_declared_size(headers)?;
+    ctx.bind_admission(rt.admission.clone());
+    rt.admission
+        .admit_request(&principal, ctx.ticket_mut())
+        .await?;
+    let bytes = read_body(body, rt.admission.max_body_bytes()).await?;
     let parsed = parse_json(&bytes)?;
     Ok((principal, parsed))
 }
@@ -158,10 +180,19 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub(crate) fn fail(ctx: RequestContext, err: ApiError) -> axum::response::Response {
     use axum::response::IntoResponse;
     let request_id = header_value(ctx.request_id());
+    let rate_headers = ctx.ticket().rate_headers.clone();
     ctx.finish_err(err.status.as_u16(), err.code, &err.message);
     let mut resp = err.into_response();
     resp.headers_mut().insert("x-request-id", request_id);
+    rate_headers.write(resp.headers_mut());
     resp
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn header_value(s: &str) -> HeaderValue {

@@ -13,20 +13,20 @@ use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, ErrorBody, Usag
 use switchyard_providers::{ChunkStream, ProviderError};
 
 use super::chat::route_headers;
-use super::{fail, AppState};
+use super::{fail, Runtime};
 use crate::requestlog::{estimate_tokens, RequestContext};
 use crate::stages::routing::ModelEntry;
 
 pub(super) async fn respond(
-    app: Arc<AppState>,
+    rt: Arc<Runtime>,
     mut ctx: RequestContext,
     req: ChatCompletionRequest,
     plan: Vec<Arc<ModelEntry>>,
 ) -> Response {
     let req = Arc::new(req);
-    let result = app
+    let result = rt
         .caller
-        .call(&app.models, plan, |m| {
+        .call(&rt.models, plan, |m| {
             let req = req.clone();
             async move {
                 let mut upstream = m.provider.chat_stream(&req, &m.upstream).await?;

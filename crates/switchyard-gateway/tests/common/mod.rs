@@ -142,7 +142,9 @@ impl TestGateway {
     ) -> Self {
         let text = config_text(&mock.base_url(), store_url, extra);
         let config = Config::parse(&text).expect("test config is valid");
-        let gateway = switchyard_gateway::build(config)
+        let path = dir.path().join("switchyard.toml");
+        std::fs::write(&path, &text).expect("config written");
+        let gateway = switchyard_gateway::build_from(config, Some(path))
             .await
             .expect("gateway builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -178,6 +180,23 @@ impl TestGateway {
             .send()
             .await
             .expect("request sent")
+    }
+
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.url, path))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request sent")
     }
 
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {

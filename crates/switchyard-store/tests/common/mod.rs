@@ -1,9 +1,20 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod ledger;
+pub mod tenancy;
+
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use switchyard_store::{ApiKeyRecord, RequestRecord, Store};
+
+/// Runs one raw SQL statement against the store's database, bypassing the
+/// `Store` API (to prove what the database itself refuses). Returns rows
+/// affected, or the database's error message.
+pub type Raw =
+    Arc<dyn Fn(String) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send>> + Send + Sync>;
 
 pub fn record(id: &str, ts_ms: i64) -> RequestRecord {
     let mut metadata = serde_json::Map::new();
@@ -34,6 +45,7 @@ pub fn record(id: &str, ts_ms: i64) -> RequestRecord {
         cache: Some("miss".into()),
         tags: vec!["prod".into(), "ünïcode ✓".into()],
         metadata,
+        user: Some("end-user ü".into()),
     }
 }
 
@@ -143,6 +155,7 @@ pub async fn conformance(store: Arc<dyn Store>) {
         tenant: "acme".into(),
         created_ms: 2,
         revoked: false,
+        ..Default::default()
     };
     let k2 = ApiKeyRecord {
         key_id: "k2".into(),
@@ -150,6 +163,7 @@ pub async fn conformance(store: Arc<dyn Store>) {
         tenant: "beta".into(),
         created_ms: 1,
         revoked: false,
+        ..Default::default()
     };
     store.upsert_api_key(&k1).await.unwrap();
     store.upsert_api_key(&k2).await.unwrap();

@@ -10,6 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod governance;
+
+pub use governance::{BudgetConfig, BudgetMode, BudgetPeriod, StateConfig, TenantConfig};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -44,6 +48,11 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    #[serde(default)]
+    pub state: StateConfig,
+    /// Budgets for use-case tags (`x-switchyard-tags` / `metadata.tags`).
+    #[serde(default)]
+    pub budgets: Vec<BudgetConfig>,
 }
 
 fn default_listen() -> String {
@@ -214,16 +223,6 @@ pub struct ModelConfig {
     pub context_fallback: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TenantConfig {
-    pub name: String,
-    #[serde(default)]
-    pub keys: Vec<String>,
-    /// Requests per minute for the whole tenant; unlimited when absent.
-    pub rpm: Option<u32>,
-}
-
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -283,7 +282,7 @@ impl Config {
         }
         self.validate_providers(&mut errs);
         self.validate_models(&mut errs);
-        self.validate_tenants(&mut errs);
+        self.validate_governance(&mut errs);
         if errs.is_empty() {
             Ok(())
         } else {
@@ -374,38 +373,6 @@ impl Config {
                 } else if f == &m.name {
                     errs.push(format!(
                         "{at}.context_fallback: a model cannot fall back to itself"
-                    ));
-                }
-            }
-        }
-    }
-
-    fn validate_tenants(&self, errs: &mut Vec<String>) {
-        let mut names = HashSet::new();
-        let mut keys = HashSet::new();
-        if let Some(k) = &self.admin.key {
-            keys.insert(k.as_str());
-        }
-        for (i, t) in self.tenants.iter().enumerate() {
-            let at = format!("tenants[{i}]");
-            if t.name.trim().is_empty() {
-                errs.push(format!("{at}.name: must not be empty"));
-            } else if !names.insert(t.name.as_str()) {
-                errs.push(format!("{at}.name: duplicate tenant {:?}", t.name));
-            }
-            if t.rpm == Some(0) {
-                errs.push(format!(
-                    "{at}.rpm: must be greater than 0 (omit it for no limit)"
-                ));
-            }
-            for (j, k) in t.keys.iter().enumerate() {
-                if k.len() < 8 {
-                    errs.push(format!(
-                        "{at}.keys[{j}]: keys must be at least 8 characters"
-                    ));
-                } else if !keys.insert(k.as_str()) {
-                    errs.push(format!(
-                        "{at}.keys[{j}]: key is already used by the admin or another tenant"
                     ));
                 }
             }

@@ -1,15 +1,16 @@
-//! `/admin/*`: the request log and the state of the circuit breakers. Admin key only.
+//! The request log and the circuit breakers, for admins.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::{authorize, store_error, ApiError, AppState};
+use crate::stages::auth::Role;
 
 const MAX_LIMIT: u32 = 1_000;
 
@@ -18,22 +19,13 @@ pub struct ListQuery {
     limit: Option<u32>,
 }
 
-fn store_error(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "server_error",
-        "store_unavailable",
-        format!("the store is unavailable: {e}"),
-    )
-}
-
 pub async fn list_requests(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    if let Err(e) = app.keys.authenticate_admin(&headers) {
-        return ApiError::from(e).into_response();
+    if let Err(e) = authorize(&app, &headers, Role::Admin) {
+        return e.into_response();
     }
     // Read-your-writes: whatever was answered before this call is in the store when we read.
     app.log.flush().await;
@@ -49,8 +41,8 @@ pub async fn get_request(
     headers: HeaderMap,
     Path(request_id): Path<String>,
 ) -> Response {
-    if let Err(e) = app.keys.authenticate_admin(&headers) {
-        return ApiError::from(e).into_response();
+    if let Err(e) = authorize(&app, &headers, Role::Admin) {
+        return e.into_response();
     }
     app.log.flush().await;
     match app.store.get_request(&request_id).await {
@@ -61,10 +53,11 @@ pub async fn get_request(
 }
 
 pub async fn breakers(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = app.keys.authenticate_admin(&headers) {
-        return ApiError::from(e).into_response();
+    if let Err(e) = authorize(&app, &headers, Role::Admin) {
+        return e.into_response();
     }
     let data: Vec<_> = app
+        .runtime()
         .caller
         .breakers
         .snapshot()
