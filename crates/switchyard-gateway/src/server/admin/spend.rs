@@ -55,14 +55,16 @@ pub async fn spend(
         "tag" => GroupBy::Tag,
         "day" => GroupBy::Day,
         "user" => GroupBy::User,
-        other => return ApiError::invalid_request(
-            "invalid_request",
-            format!(
+        other => {
+            return ApiError::invalid_request(
+                "invalid_request",
+                format!(
                 "group_by: unknown grouping {other:?}; use tenant, key, model, tag, day or user"
             ),
-        )
-        .with_param("group_by")
-        .into_response(),
+            )
+            .with_param("group_by")
+            .into_response()
+        }
     };
     let mut bounds = [None, None];
     for (slot, (name, raw)) in bounds.iter_mut().zip([("from", &q.from), ("to", &q.to)]) {

@@ -61,12 +61,7 @@ impl RateHeaders {
     }
 }
 
-fn refused(
-    scope: &str,
-    unit: &'static str,
-    d: RateDecision,
-    headers: &RateHeaders,
-) -> AdmissionError {
+fn refused(scope: &str, unit: &'static str, d: RateDecision) -> AdmissionError {
     AdmissionError::RateLimited {
         scope: scope
             .split_once(':')
@@ -75,7 +70,6 @@ fn refused(
         limit: d.limit,
         unit,
         retry_after: d.retry_after,
-        headers: headers.clone(),
     }
 }
 
@@ -100,7 +94,7 @@ pub(super) async fn admit_requests(
                     RateHeaders::note(&mut ticket.rate_headers.requests, d);
                     if !d.allowed {
                         refund(state, &charged).await;
-                        return Err(refused(scope, "requests", d, &ticket.rate_headers));
+                        return Err(refused(scope, "requests", d));
                     }
                     charged.push((key, rpm));
                 }
@@ -155,7 +149,7 @@ pub(super) async fn admit_tokens(
             Ok(d) => {
                 RateHeaders::note(&mut ticket.rate_headers.tokens, d);
                 if !d.allowed {
-                    return Err(refused(scope, "tokens", d, &ticket.rate_headers));
+                    return Err(refused(scope, "tokens", d));
                 }
                 ticket.tpm_charged.push((key, tpm, cost));
             }

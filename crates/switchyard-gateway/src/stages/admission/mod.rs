@@ -33,7 +33,6 @@ pub enum AdmissionError {
         limit: u64,
         unit: &'static str,
         retry_after: Duration,
-        headers: RateHeaders,
     },
     #[error("too many requests in flight for {scope}: at most {max} at once")]
     TooManyConcurrent { scope: String, max: u64 },
