@@ -171,7 +171,7 @@ impl RequestContext {
             completion_tokens: r.completion_tokens,
             cost_usd: r.cost_usd,
         });
-        if let Some(admission) = self.settler.take() {
+        if let Some(admission) = self.settler.take().filter(|_| !self.ticket.is_empty()) {
             let ticket = std::mem::take(&mut self.ticket);
             let tokens = r.prompt_tokens + r.completion_tokens;
             let cost = r.cost_usd;

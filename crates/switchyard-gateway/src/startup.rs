@@ -219,6 +219,17 @@ async fn sync_config_keys(config: &Config, store: &dyn Store) -> Result<(), Star
 }
 
 fn spawn_background(app: &Arc<AppState>) {
+    if let Some(handle) = app.metrics.clone() {
+        // Histograms buffer raw samples until upkeep folds them into buckets; without it memory
+        // grows with traffic between scrapes.
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
     let weak = Arc::downgrade(app);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(KEY_SYNC_INTERVAL);

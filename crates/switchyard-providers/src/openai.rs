@@ -15,21 +15,48 @@ use crate::{ChunkStream, Provider, ProviderError, ProviderSettings};
 pub struct OpenAiProvider {
     settings: ProviderSettings,
     client: reqwest::Client,
+    // Parsed once: URL parsing (with IDNA) and auth-header formatting showed up per request.
+    chat_url: String,
+    embeddings_url: String,
+    parsed_chat_url: Option<reqwest::Url>,
+    parsed_embeddings_url: Option<reqwest::Url>,
+    auth: Option<http::HeaderValue>,
 }
 
 impl OpenAiProvider {
     pub fn new(settings: ProviderSettings, client: reqwest::Client) -> Self {
-        Self { settings, client }
+        let chat_url = format!("{}/chat/completions", settings.base_url);
+        let embeddings_url = format!("{}/embeddings", settings.base_url);
+        let auth = settings.api_key.as_ref().and_then(|key| {
+            let mut v = http::HeaderValue::from_str(&format!("Bearer {key}")).ok()?;
+            v.set_sensitive(true);
+            Some(v)
+        });
+        Self {
+            parsed_chat_url: reqwest::Url::parse(&chat_url).ok(),
+            parsed_embeddings_url: reqwest::Url::parse(&embeddings_url).ok(),
+            chat_url,
+            embeddings_url,
+            auth,
+            settings,
+            client,
+        }
     }
 
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        let mut req = self
-            .client
-            .post(format!("{}{}", self.settings.base_url, path));
-        if let Some(key) = &self.settings.api_key {
-            req = req.bearer_auth(key);
+    fn post(&self, parsed: &Option<reqwest::Url>, raw: &str) -> reqwest::RequestBuilder {
+        // An unparsable URL goes to reqwest as text so the error surfaces on the request.
+        let mut req = match parsed {
+            Some(url) => self.client.post(url.clone()),
+            None => self.client.post(raw),
+        };
+        if let Some(auth) = &self.auth {
+            req = req.header(http::header::AUTHORIZATION, auth.clone());
         }
         with_headers(req, &self.settings.headers)
+    }
+
+    fn post_chat(&self) -> reqwest::RequestBuilder {
+        self.post(&self.parsed_chat_url, &self.chat_url)
     }
 }
 
@@ -97,7 +124,7 @@ impl Provider for OpenAiProvider {
         upstream_model: &str,
     ) -> Result<ChatCompletionResponse, ProviderError> {
         let body = upstream_body(req, upstream_model, false);
-        send_json(self.post("/chat/completions").json(&body)).await
+        send_json(self.post_chat().json(&body)).await
     }
 
     async fn chat_stream(
@@ -106,7 +133,7 @@ impl Provider for OpenAiProvider {
         upstream_model: &str,
     ) -> Result<ChunkStream, ProviderError> {
         let body = upstream_body(req, upstream_model, true);
-        let resp = send(self.post("/chat/completions").json(&body)).await?;
+        let resp = send(self.post_chat().json(&body)).await?;
         Ok(chunk_stream(resp))
     }
 
@@ -117,7 +144,11 @@ impl Provider for OpenAiProvider {
     ) -> Result<EmbeddingsResponse, ProviderError> {
         let mut body = req.clone();
         body.model = upstream_model.to_owned();
-        send_json(self.post("/embeddings").json(&body)).await
+        send_json(
+            self.post(&self.parsed_embeddings_url, &self.embeddings_url)
+                .json(&body),
+        )
+        .await
     }
 }
 

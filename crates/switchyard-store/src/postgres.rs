@@ -19,7 +19,10 @@ mod schema;
 const BACKEND: &str = "postgres";
 
 /// 22 columns per row keeps a statement far below the 65535 bind limit.
-const ROWS_PER_STATEMENT: usize = 1000;
+/// Rows per multi-row INSERT. Every distinct row count is a distinct statement; only full chunks
+/// are kept prepared, so the statement cache holds one insert instead of one per batch size
+/// (each a large prepared program per connection, which grew memory under load).
+const ROWS_PER_STATEMENT: usize = 64;
 
 /// Several gateway replicas may start at once; concurrent `CREATE TABLE IF NOT
 /// EXISTS` can still fail on catalog races, so migrations take this
@@ -206,6 +209,7 @@ impl Store for PostgresStore {
             });
             qb.push(" ON CONFLICT (request_id) DO NOTHING");
             qb.build()
+                .persistent(chunk.len() == ROWS_PER_STATEMENT)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db(BACKEND))?;

@@ -24,7 +24,10 @@ const BACKEND: &str = "sqlite";
 
 /// Stays under SQLite's default limit of 32766 bound variables per statement
 /// (22 columns per row).
-const ROWS_PER_STATEMENT: usize = 1000;
+/// Rows per multi-row INSERT. Every distinct row count is a distinct statement; only full chunks
+/// are kept prepared, so the statement cache holds one insert instead of one per batch size
+/// (each a large prepared program per connection, which grew memory under load).
+const ROWS_PER_STATEMENT: usize = 64;
 
 /// Long enough to ride out a checkpoint or a concurrent writer, short enough
 /// that a wedged database surfaces as an error and the writer spools.
@@ -236,6 +239,7 @@ impl Store for SqliteStore {
             });
             qb.push(" ON CONFLICT (request_id) DO NOTHING");
             qb.build()
+                .persistent(chunk.len() == ROWS_PER_STATEMENT)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db(BACKEND))?;

@@ -178,7 +178,6 @@ struct Writer {
 impl Writer {
     async fn run(mut self) {
         let mut batch: Vec<RequestRecord> = Vec::with_capacity(self.opts.batch_size);
-        let mut deadline: Option<Instant> = None;
         // Whatever a previous run left is replayed before any new record is
         // taken, so a restart makes the backlog visible as early as possible.
         self.replay().await;
@@ -186,36 +185,60 @@ impl Writer {
         let mut replay = tokio::time::interval_at(Instant::now() + every, every);
         replay.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
-        loop {
-            let flush_at = deadline.unwrap_or_else(Instant::now);
+        let mut msgs: Vec<Msg> = Vec::with_capacity(self.opts.batch_size);
+        'run: loop {
             tokio::select! {
                 biased;
-                _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
-                    deadline = None;
-                    self.write(&mut batch).await;
-                }
                 _ = replay.tick() => self.replay().await,
-                msg = self.rx.recv() => match msg {
-                    Some(Msg::Record(rec)) => {
-                        batch.push(rec);
-                        if batch.len() >= self.opts.batch_size {
-                            deadline = None;
-                            self.write(&mut batch).await;
-                        } else if deadline.is_none() {
-                            deadline = Some(Instant::now() + self.opts.flush_interval);
+                n = self.rx.recv_many(&mut msgs, self.opts.batch_size) => {
+                    if n == 0 {
+                        break 'run;
+                    }
+                    // One wake-up per flush interval, not one per record: after the first record,
+                    // let the batch fill without polling the channel, then take all that came.
+                    // Barriers (flush, replay, shutdown) skip the wait.
+                    let urgent = msgs.iter().any(|m| !matches!(m, Msg::Record(_)));
+                    if !urgent && batch.len() + msgs.len() < self.opts.batch_size {
+                        tokio::time::sleep(self.opts.flush_interval).await;
+                    }
+                    let mut stop = false;
+                    loop {
+                        for msg in msgs.drain(..) {
+                            match msg {
+                                Msg::Record(rec) => {
+                                    batch.push(rec);
+                                    if batch.len() >= self.opts.batch_size {
+                                        self.write(&mut batch).await;
+                                    }
+                                }
+                                Msg::Flush(ack) => {
+                                    self.write(&mut batch).await;
+                                    let _ = ack.send(());
+                                }
+                                Msg::Replay(ack) => {
+                                    self.replay().await;
+                                    let _ = ack.send(());
+                                }
+                                // Records queued behind the shutdown are still taken below.
+                                Msg::Shutdown => stop = true,
+                            }
+                        }
+                        // Take whatever else is already queued, without waiting for more.
+                        while msgs.len() < self.opts.batch_size {
+                            match self.rx.try_recv() {
+                                Ok(m) => msgs.push(m),
+                                Err(_) => break,
+                            }
+                        }
+                        if msgs.is_empty() {
+                            break;
                         }
                     }
-                    Some(Msg::Flush(ack)) => {
-                        deadline = None;
-                        self.write(&mut batch).await;
-                        let _ = ack.send(());
+                    if stop {
+                        break 'run;
                     }
-                    Some(Msg::Replay(ack)) => {
-                        self.replay().await;
-                        let _ = ack.send(());
-                    }
-                    Some(Msg::Shutdown) | None => break,
-                },
+                    self.write(&mut batch).await;
+                }
             }
         }
         self.drain(batch).await;

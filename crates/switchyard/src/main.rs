@@ -7,6 +7,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchyard_gateway::{AdminKeySource, Config};
 
+// The request path makes many small, short-lived allocations across worker threads; mimalloc
+// cut CPU per request and resident memory under load against glibc's allocator (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",

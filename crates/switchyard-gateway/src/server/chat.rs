@@ -156,5 +156,5 @@ pub(super) fn route_headers(
         "x-switchyard-cost-usd",
         header_value(&format!("{:.8}", ctx.cost_usd())),
     );
-    headers.insert("x-switchyard-attempts", header_value(&attempts.to_string()));
+    headers.insert("x-switchyard-attempts", http::HeaderValue::from(attempts));
 }

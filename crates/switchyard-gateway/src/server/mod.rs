@@ -93,6 +93,10 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
     let drain_state = state.clone();
+    // Responses are written whole; Nagle would only hold the last segment back.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, router(state.clone())).with_graceful_shutdown(async move {
         shutdown.await;
         drain_state.shutting_down.store(true, Ordering::SeqCst);

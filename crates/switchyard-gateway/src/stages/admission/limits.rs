@@ -37,25 +37,25 @@ impl RateHeaders {
     }
 
     pub fn write(&self, headers: &mut HeaderMap) {
-        for (kind, d) in [("requests", self.requests), ("tokens", self.tokens)] {
+        // Names are static so the hot path neither formats nor validates them.
+        const NAMES: [[&str; 3]; 2] = [
+            [
+                "x-ratelimit-limit-requests",
+                "x-ratelimit-remaining-requests",
+                "x-ratelimit-reset-requests",
+            ],
+            [
+                "x-ratelimit-limit-tokens",
+                "x-ratelimit-remaining-tokens",
+                "x-ratelimit-reset-tokens",
+            ],
+        ];
+        for (names, d) in NAMES.iter().zip([self.requests, self.tokens]) {
             let Some(d) = d else { continue };
-            for (name, value) in [
-                (format!("x-ratelimit-limit-{kind}"), d.limit.to_string()),
-                (
-                    format!("x-ratelimit-remaining-{kind}"),
-                    d.remaining.to_string(),
-                ),
-                (
-                    format!("x-ratelimit-reset-{kind}"),
-                    format!("{:.3}s", d.reset_after.as_secs_f64()),
-                ),
-            ] {
-                if let (Ok(n), Ok(v)) = (
-                    http::HeaderName::try_from(name),
-                    HeaderValue::from_str(&value),
-                ) {
-                    headers.insert(n, v);
-                }
+            headers.insert(names[0], HeaderValue::from(d.limit));
+            headers.insert(names[1], HeaderValue::from(d.remaining));
+            if let Ok(v) = HeaderValue::from_str(&format!("{:.3}s", d.reset_after.as_secs_f64())) {
+                headers.insert(names[2], v);
             }
         }
     }

@@ -75,6 +75,13 @@ pub struct Ticket {
     pub budget_warning: Option<String>,
 }
 
+impl Ticket {
+    /// Nothing to give back or charge: settling can be skipped.
+    pub fn is_empty(&self) -> bool {
+        self.tpm_charged.is_empty() && self.concurrency.is_empty() && self.spend.is_empty()
+    }
+}
+
 impl Admission {
     pub fn new(config: &Config, state: Arc<dyn StateBackend>, store: Arc<dyn Store>) -> Self {
         let tenants = config
