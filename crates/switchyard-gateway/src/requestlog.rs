@@ -72,6 +72,15 @@ impl RequestContext {
         &self.record.tags
     }
 
+    /// Guardrail findings (kind, action, score; never the value) go into the record's metadata.
+    pub fn set_guardrail_findings(&mut self, findings: Vec<serde_json::Value>) {
+        if !findings.is_empty() {
+            self.record
+                .metadata
+                .insert("guardrails".to_owned(), Value::Array(findings));
+        }
+    }
+
     /// The end user the client named in the body's `user` field.
     pub fn set_user(&mut self, user: Option<&str>) {
         self.record.user = user.map(|u| u.chars().take(256).collect());

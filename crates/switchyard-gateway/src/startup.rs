@@ -16,6 +16,7 @@ use crate::server::{now_ms, AppState, Runtime};
 use crate::stages::admission::Admission;
 use crate::stages::auth::{config_key_record, KeyRing};
 use crate::stages::call::{Backoff, Breakers, Caller};
+use crate::stages::guardrails::InputGuardrails;
 use crate::stages::routing::{ModelEntry, ModelTable};
 
 #[derive(Debug, thiserror::Error)]
@@ -144,8 +145,11 @@ pub(crate) async fn build_runtime(
         .iter()
         .filter_map(|m| models.get(&m.name).map(|e| e.breaker_key.clone()))
         .collect();
+    let guardrails = InputGuardrails::new(&config.guardrails)
+        .map_err(|e| StartError::Config(format!("guardrails: {e}")))?;
     Ok(Runtime {
         admission: Arc::new(Admission::new(&config, state.clone(), store.clone())),
+        guardrails,
         caller: Caller {
             breakers: Breakers::new(
                 config.breaker.failure_threshold,

@@ -53,6 +53,8 @@ pub struct Config {
     /// Budgets for use-case tags (`x-switchyard-tags` / `metadata.tags`).
     #[serde(default)]
     pub budgets: Vec<BudgetConfig>,
+    #[serde(default)]
+    pub guardrails: crate::stages::guardrails::GuardrailsConfig,
 }
 
 fn default_listen() -> String {

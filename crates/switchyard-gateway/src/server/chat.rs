@@ -11,7 +11,9 @@ use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse, Usage};
 use super::{admit, fail, header_value, stream, ApiError, AppState};
 use crate::requestlog::{estimate_tokens, RequestContext};
 use crate::stages::call::CallOutcome;
+use crate::stages::guardrails::restore_response;
 use crate::stages::routing::ModelEntry;
+use switchyard_guardrails::Vault;
 
 pub async fn chat_completions(
     State(app): State<Arc<AppState>>,
@@ -20,7 +22,7 @@ pub async fn chat_completions(
 ) -> Response {
     let rt = app.runtime();
     let mut ctx = RequestContext::begin(app.log.clone(), "chat.completions", &headers);
-    let (principal, req): (_, ChatCompletionRequest) =
+    let (principal, mut req): (_, ChatCompletionRequest) =
         match admit(&app, &rt, &mut ctx, &headers, body).await {
             Ok(admitted) => admitted,
             Err(e) => return fail(ctx, e),
@@ -50,8 +52,16 @@ pub async fn chat_completions(
     {
         return fail(ctx, e.into());
     }
+    let vault = match rt.guardrails.as_ref().map(|g| g.screen(&mut req.messages)) {
+        None => Vault::new(),
+        Some(Ok(screened)) => {
+            ctx.set_guardrail_findings(screened.findings);
+            screened.vault
+        }
+        Some(Err(blocked)) => return fail(ctx, blocked.into()),
+    };
     if req.is_stream() {
-        return stream::respond(rt, ctx, req, plan).await;
+        return stream::respond(rt, ctx, req, plan, vault).await;
     }
 
     let req = Arc::new(req);
@@ -63,7 +73,7 @@ pub async fn chat_completions(
         })
         .await;
     let CallOutcome {
-        value: resp,
+        value: mut resp,
         model,
         attempts,
     } = match result {
@@ -80,6 +90,7 @@ pub async fn chat_completions(
     ctx.mark_first_token();
     let usage = resp.usage.unwrap_or_else(|| estimated_usage(&req, &resp));
     ctx.set_usage(&model, usage);
+    restore_response(&vault, &mut resp);
     let body = match serde_json::to_vec(&resp) {
         Ok(b) => b,
         Err(e) => {

@@ -10,6 +10,7 @@ use switchyard_providers::ErrorClass;
 use crate::stages::admission::AdmissionError;
 use crate::stages::auth::AuthError;
 use crate::stages::call::{CallError, CallErrorKind};
+use crate::stages::guardrails::Blocked;
 use crate::stages::routing::RoutingError;
 
 #[derive(Debug, Clone)]
@@ -136,6 +137,23 @@ impl From<AdmissionError> for ApiError {
             )
             .with_param("model"),
         }
+    }
+}
+
+impl From<Blocked> for ApiError {
+    fn from(e: Blocked) -> Self {
+        let code = if e.guardrail == "secrets" {
+            "guardrail_secrets"
+        } else {
+            "guardrail_pii"
+        };
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "guardrail_blocked",
+            code,
+            e.to_string(),
+        )
+        .with_param("messages")
     }
 }
 

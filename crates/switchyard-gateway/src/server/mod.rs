@@ -39,6 +39,7 @@ use switchyard_state::StateBackend;
 pub struct Runtime {
     pub config: Config,
     pub admission: Arc<Admission>,
+    pub guardrails: Option<crate::stages::guardrails::InputGuardrails>,
     pub models: ModelTable,
     pub caller: Caller,
 }

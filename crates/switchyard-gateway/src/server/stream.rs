@@ -15,13 +15,16 @@ use switchyard_providers::{ChunkStream, ProviderError};
 use super::chat::route_headers;
 use super::{fail, Runtime};
 use crate::requestlog::{estimate_tokens, RequestContext};
+use crate::stages::guardrails::StreamRestore;
 use crate::stages::routing::ModelEntry;
+use switchyard_guardrails::Vault;
 
 pub(super) async fn respond(
     rt: Arc<Runtime>,
     mut ctx: RequestContext,
     req: ChatCompletionRequest,
     plan: Vec<Arc<ModelEntry>>,
+    vault: Vault,
 ) -> Response {
     let req = Arc::new(req);
     let result = rt
@@ -74,6 +77,7 @@ pub(super) async fn respond(
         prompt_chars: req.prompt_chars(),
         completion_chars: 0,
         usage: None,
+        restore: (!vault.is_empty()).then(|| (vault, Vec::new())),
     };
     let body = futures::stream::unfold(relay, |mut relay| async move {
         let next = relay.next_event().await?;
@@ -95,6 +99,8 @@ struct Relay {
     prompt_chars: usize,
     completion_chars: usize,
     usage: Option<Usage>,
+    /// Redacted values to put back, with one restorer per choice index.
+    restore: Option<(Vault, Vec<StreamRestore>)>,
 }
 
 impl Relay {
@@ -117,6 +123,29 @@ impl Relay {
                     if let Some(u) = chunk.usage {
                         self.usage = Some(u);
                     }
+                    if let Some((vault, restorers)) = &mut self.restore {
+                        for choice in &mut chunk.choices {
+                            let i = choice.index as usize;
+                            if restorers.len() <= i {
+                                restorers.resize_with(i + 1, StreamRestore::default);
+                            }
+                            let r = &mut restorers[i];
+                            if let Some(text) = &mut choice.delta.content {
+                                *text = r.push(vault, text);
+                            }
+                            // The held-back tail goes out with the choice's last chunk.
+                            if choice.finish_reason.is_some() {
+                                let rest = r.finish(vault);
+                                if !rest.is_empty() {
+                                    choice
+                                        .delta
+                                        .content
+                                        .get_or_insert_with(String::new)
+                                        .push_str(&rest);
+                                }
+                            }
+                        }
+                    }
                     let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
                     if !self.wants_usage {
                         if usage_only {
@@ -134,6 +163,24 @@ impl Relay {
 
     fn finish(&mut self) -> Bytes {
         let mut out = Vec::new();
+        // A stream that ended without a finish_reason may still hold a restorer tail.
+        if let Some((vault, restorers)) = &mut self.restore {
+            for (i, r) in restorers.iter_mut().enumerate() {
+                let rest = r.finish(vault);
+                if !rest.is_empty() {
+                    let delta = switchyard_api::Delta {
+                        content: Some(rest),
+                        ..Default::default()
+                    };
+                    let mut chunk =
+                        ChatCompletionChunk::new("", &self.model.name, 0).with_delta(delta, None);
+                    if let Some(c) = chunk.choices.first_mut() {
+                        c.index = i as u32;
+                    }
+                    out.extend_from_slice(&sse_json(&chunk));
+                }
+            }
+        }
         let estimated = self.usage.is_none();
         let usage = self.usage.unwrap_or_else(|| {
             Usage::new(

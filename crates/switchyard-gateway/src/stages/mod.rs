@@ -5,4 +5,5 @@
 pub mod admission;
 pub mod auth;
 pub mod call;
+pub mod guardrails;
 pub mod routing;
