@@ -123,29 +123,7 @@ impl Relay {
                     if let Some(u) = chunk.usage {
                         self.usage = Some(u);
                     }
-                    if let Some((vault, restorers)) = &mut self.restore {
-                        for choice in &mut chunk.choices {
-                            let i = choice.index as usize;
-                            if restorers.len() <= i {
-                                restorers.resize_with(i + 1, StreamRestore::default);
-                            }
-                            let r = &mut restorers[i];
-                            if let Some(text) = &mut choice.delta.content {
-                                *text = r.push(vault, text);
-                            }
-                            // The held-back tail goes out with the choice's last chunk.
-                            if choice.finish_reason.is_some() {
-                                let rest = r.finish(vault);
-                                if !rest.is_empty() {
-                                    choice
-                                        .delta
-                                        .content
-                                        .get_or_insert_with(String::new)
-                                        .push_str(&rest);
-                                }
-                            }
-                        }
-                    }
+                    self.restore_placeholders(&mut chunk);
                     let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
                     if !self.wants_usage {
                         if usage_only {
@@ -157,6 +135,34 @@ impl Relay {
                 }
                 Some(Err(e)) => return Some(self.fail(e)),
                 None => return Some(self.finish()),
+            }
+        }
+    }
+
+    /// Puts redacted values back into the chunk's text, holding back a possible partial
+    /// placeholder until the next chunk or the choice's last one.
+    fn restore_placeholders(&mut self, chunk: &mut ChatCompletionChunk) {
+        let Some((vault, restorers)) = &mut self.restore else {
+            return;
+        };
+        for choice in &mut chunk.choices {
+            let i = choice.index as usize;
+            if restorers.len() <= i {
+                restorers.resize_with(i + 1, StreamRestore::default);
+            }
+            let r = &mut restorers[i];
+            if let Some(text) = &mut choice.delta.content {
+                *text = r.push(vault, text);
+            }
+            if choice.finish_reason.is_some() {
+                let rest = r.finish(vault);
+                if !rest.is_empty() {
+                    choice
+                        .delta
+                        .content
+                        .get_or_insert_with(String::new)
+                        .push_str(&rest);
+                }
             }
         }
     }
