@@ -14,7 +14,7 @@ use switchyard_store::{RequestLog, Store, StoreError, WriterOptions};
 use crate::config::{Config, ProviderKindConfig, TenantConfig};
 use crate::server::{now_ms, AppState, Runtime};
 use crate::stages::admission::Admission;
-use crate::stages::auth::{config_key_record, KeyRing};
+use crate::stages::auth::{config_key_record, KeyRing, CONFIG_KEY_NAME};
 use crate::stages::call::{Backoff, Breakers, Caller};
 use crate::stages::guardrails::InputGuardrails;
 use crate::stages::routing::{ModelEntry, ModelTable};
@@ -203,12 +203,15 @@ pub async fn reload(app: &AppState) -> Result<(), StartError> {
 }
 
 /// Stores the configured tenant keys as digests. A key an admin revoked stays revoked even though
-/// the file still lists it: revocation must not be undone by a restart.
+/// the file still lists it: revocation must not be undone by a restart. A key that was configured
+/// before and is no longer in the file is revoked: deleting a line must take the key away.
 async fn sync_config_keys(config: &Config, store: &dyn Store) -> Result<(), StartError> {
     let now = now_ms();
+    let mut configured = std::collections::HashSet::new();
     for tenant in &config.tenants {
         for key in &tenant.keys {
             let record = config_key_record(key, &tenant.name, now);
+            configured.insert(record.key_id.clone());
             match store.get_api_key(&record.key_id).await? {
                 Some(existing) if existing.revoked => {
                     tracing::warn!(key_id = %record.key_id, tenant = %tenant.name, "configured key was revoked; it stays revoked")
@@ -217,6 +220,12 @@ async fn sync_config_keys(config: &Config, store: &dyn Store) -> Result<(), Star
                     if existing.tenant == record.tenant && existing.role == record.role => {}
                 _ => store.upsert_api_key(&record).await?,
             }
+        }
+    }
+    for stale in store.list_api_keys().await? {
+        if stale.name == CONFIG_KEY_NAME && !stale.revoked && !configured.contains(&stale.key_id) {
+            store.revoke_api_key(&stale.key_id, now).await?;
+            tracing::warn!(key_id = %stale.key_id, tenant = %stale.tenant, "key removed from the config file: revoked");
         }
     }
     Ok(())

@@ -190,6 +190,20 @@ async fn config_reload_swaps_models_and_refuses_bad_files() {
         200,
         "the running config is unchanged"
     );
+    // Deleting a configured key from the file takes it away on reload.
+    std::fs::write(
+        &path,
+        text.replace(&format!("keys = [\"{ACME_KEY}\"]"), "keys = []"),
+    )
+    .unwrap();
+    assert_eq!(
+        gw.admin(Method::POST, "/admin/config/reload", ADMIN_KEY, None)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(gw.chat(ACME_KEY, hello("small")).await.status(), 401);
+
     let audit: Value = gw.admin_get("/admin/audit").await.json().await.unwrap();
     let outcomes: Vec<&str> = audit["data"]
         .as_array()
@@ -198,6 +212,6 @@ async fn config_reload_swaps_models_and_refuses_bad_files() {
         .filter(|e| e["action"] == "config.reload")
         .map(|e| e["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(outcomes, vec!["error", "ok"]);
+    assert_eq!(outcomes, vec!["ok", "error", "ok"]);
     gw.shutdown().await;
 }

@@ -277,6 +277,9 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
+/// The name configured keys carry in the store, which tells them from keys made through the API.
+pub const CONFIG_KEY_NAME: &str = "config";
+
 /// The record a configured tenant key is stored as.
 pub fn config_key_record(key: &str, tenant: &str, now_ms: i64) -> ApiKeyRecord {
     let d = digest(key);
@@ -284,7 +287,7 @@ pub fn config_key_record(key: &str, tenant: &str, now_ms: i64) -> ApiKeyRecord {
         key_id: key_id(&d),
         key_hash: hex::encode(d),
         tenant: tenant.to_owned(),
-        name: "config".to_owned(),
+        name: CONFIG_KEY_NAME.to_owned(),
         role: Role::User.as_str().to_owned(),
         created_ms: now_ms,
         ..Default::default()
