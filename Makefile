@@ -12,6 +12,8 @@ CONFIG ?= config/switchyard.toml
 setup: $(VENV)/.ready
 
 $(VENV)/.ready: e2e/requirements.txt
+	@# A fresh Debian has python3 but not always its venv module.
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r e2e/requirements.txt
