@@ -2,7 +2,7 @@
 //! asynchronous request log exactly once — on success, on error, or (through `Drop`) when the
 //! client goes away mid-request, so nothing that reached the gateway goes unrecorded.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 use serde_json::{Map, Value};
@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::metrics::{self, RequestMetrics};
 use crate::stages::admission::{Admission, Ticket};
 use crate::stages::auth::Principal;
+use crate::stages::call::CallError;
 use crate::stages::routing::ModelEntry;
 
 const MAX_TAGS: usize = 32;
@@ -33,10 +34,7 @@ pub struct RequestContext {
 impl RequestContext {
     pub fn begin(log: RequestLog, endpoint: &str, headers: &HeaderMap) -> Self {
         metrics::inflight(1.0);
-        let ts_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let ts_ms = crate::server::now_ms();
         let record = RequestRecord {
             request_id: format!("req_{}", uuid::Uuid::now_v7().simple()),
             ts_ms,
@@ -128,8 +126,12 @@ impl RequestContext {
         self.record.attempts = attempts;
     }
 
-    pub fn set_attempts(&mut self, attempts: u32) {
-        self.record.attempts = attempts;
+    /// Records how far a call got before every candidate failed: attempts and the last model.
+    pub fn set_failed_call(&mut self, e: &CallError) {
+        self.record.attempts = e.attempts;
+        if let Some(m) = &e.last_model {
+            self.set_route(m, e.attempts);
+        }
     }
 
     pub fn set_usage(&mut self, model: &ModelEntry, usage: Usage) {

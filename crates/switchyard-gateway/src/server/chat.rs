@@ -79,10 +79,7 @@ pub async fn chat_completions(
     } = match result {
         Ok(out) => out,
         Err(e) => {
-            ctx.set_attempts(e.attempts);
-            if let Some(m) = &e.last_model {
-                ctx.set_route(m, e.attempts);
-            }
+            ctx.set_failed_call(&e);
             return fail(ctx, e.into());
         }
     };

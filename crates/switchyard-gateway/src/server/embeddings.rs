@@ -58,9 +58,7 @@ pub async fn embeddings(
     let out = match result {
         Ok(out) => out,
         Err(e) => {
-            if let Some(m) = &e.last_model {
-                ctx.set_route(m, e.attempts);
-            }
+            ctx.set_failed_call(&e);
             return fail(ctx, e.into());
         }
     };
