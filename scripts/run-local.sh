@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Serves the embedded default: the gateway with a SQLite store under ./data, in front of the
-# workspace's mock upstream (until the in-process llama.cpp engine lands, the mock stands in for
-# a local model). Ctrl-C stops both; the request log is flushed on the way out.
+# Serves Switchyard. With no argument: the embedded default (local-chat and local-embed run
+# in-process, SQLite under ./data, an admin key generated into ./data/admin.key on first run).
+# With a config file: that file, plus the workspace's mock upstream when the file points at it.
+# Ctrl-C stops everything; the request log is flushed on the way out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-config="${1:-config/switchyard.toml}"
+config="${1:-}"
 bin=target/release
+
+if [ -z "$config" ]; then
+  exec "$bin/switchyard" serve
+fi
 
 mock_pid=""
 cleanup() { [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null || true; }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use switchyard_providers::{build_provider, ProviderKind, ProviderSettings};
+use switchyard_local::{ChatEngineConfig, LocalProvider, LocalSettings};
+use switchyard_providers::{build_provider, Provider, ProviderKind, ProviderSettings};
 use switchyard_state::StateBackend;
 use switchyard_store::{RequestLog, Store, StoreError, WriterOptions};
 
-use crate::config::{Config, ProviderKindConfig, TenantConfig};
+use crate::config::{Config, ProviderConfig, ProviderKindConfig, TenantConfig};
 use crate::server::{now_ms, AppState, Runtime};
 use crate::stages::admission::Admission;
 use crate::stages::auth::{config_key_record, KeyRing, CONFIG_KEY_NAME};
@@ -282,10 +283,8 @@ fn build_models(config: &Config, client: &reqwest::Client) -> Result<ModelTable,
             ProviderKindConfig::Azure => ProviderKind::Azure,
             ProviderKindConfig::Gemini => ProviderKind::Gemini,
             ProviderKindConfig::Local => {
-                return Err(StartError::Config(format!(
-                    "provider {}: kind \"local\" is not available in this build",
-                    p.name
-                )))
+                providers.insert(p.name.clone(), open_local(p)?);
+                continue;
             }
         };
         let base_url = p.resolved_base_url().ok_or_else(|| {
@@ -325,6 +324,26 @@ fn build_models(config: &Config, client: &reqwest::Client) -> Result<ModelTable,
         });
     }
     Ok(table)
+}
+
+/// Loads the in-process models (or reuses those already loaded with the same settings).
+fn open_local(p: &ProviderConfig) -> Result<Arc<dyn Provider>, StartError> {
+    let chat = p.model_path.as_ref().map(|path| {
+        let mut engine = ChatEngineConfig::new(path);
+        engine.parallel = p.parallel.unwrap_or(engine.parallel);
+        engine.context_size = p.context_size.unwrap_or(engine.context_size);
+        engine.threads = p.threads.or(engine.threads);
+        engine.batch_size = p.batch_size.unwrap_or(engine.batch_size);
+        engine
+    });
+    let settings = LocalSettings {
+        name: p.name.clone(),
+        chat,
+        embedding_model: p.embedding_model_path.clone(),
+    };
+    let provider = LocalProvider::open(settings)
+        .map_err(|e| StartError::Config(format!("provider {}: {e}", p.name)))?;
+    Ok(Arc::new(provider))
 }
 
 /// The admin key from `[admin] key`, then `SWITCHYARD_ADMIN_KEY`, then `<data_dir>/admin.key`;

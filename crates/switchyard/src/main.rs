@@ -27,8 +27,16 @@ struct Cli {
 enum Command {
     /// Serve the gateway.
     Serve {
+        /// Without a config file, serves the embedded default: the local chat and embedding
+        /// models (`local-chat`, `local-embed`) with a SQLite store under the data folder.
         #[arg(long, short)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        /// Embedded default only: where the store, spool and generated admin key live.
+        #[arg(long, env = "SWITCHYARD_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Embedded default only: where `make setup` put the model files.
+        #[arg(long, env = "SWITCHYARD_MODELS_DIR", default_value = "models")]
+        models_dir: PathBuf,
         /// Overrides `listen` from the config file.
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -51,11 +59,18 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::CheckConfig { config } => check_config(&config),
-        Command::Serve { config, listen } => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")
-            .and_then(|rt| rt.block_on(serve(config, listen))),
+        Command::Serve {
+            config,
+            data_dir,
+            models_dir,
+            listen,
+        } => load_for_serve(config, &data_dir, &models_dir).and_then(|(config, path)| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")
+                .and_then(|rt| rt.block_on(serve(config, path, listen)))
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -78,13 +93,37 @@ fn check_config(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let mut config = Config::load(&path)?;
+/// The config file, or the embedded default when there is none.
+fn load_for_serve(
+    path: Option<PathBuf>,
+    data_dir: &std::path::Path,
+    models_dir: &std::path::Path,
+) -> anyhow::Result<(Config, Option<PathBuf>)> {
+    match path {
+        Some(path) => Ok((Config::load(&path)?, Some(path))),
+        None => {
+            let config = Config::embedded(data_dir, models_dir)
+                .context("no --config given, and the embedded default cannot start")?;
+            tracing::info!(
+                data_dir = %data_dir.display(),
+                models_dir = %models_dir.display(),
+                "no --config given: serving the embedded default (local-chat, local-embed)"
+            );
+            Ok((config, None))
+        }
+    }
+}
+
+async fn serve(
+    mut config: Config,
+    path: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     if let Some(addr) = listen {
         config.listen = addr.to_string();
     }
     let addr = config.listen.clone();
-    let gateway = switchyard_gateway::build_from(config, Some(path.clone())).await?;
+    let gateway = switchyard_gateway::build_from(config, path).await?;
     match &gateway.admin_key_source {
         AdminKeySource::Generated(p) => {
             tracing::warn!(path = %p.display(), "no admin key configured: generated one and wrote it to this file (mode 0600)")

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod governance;
+mod local;
 
 pub use governance::{BudgetConfig, BudgetMode, BudgetPeriod, StateConfig, TenantConfig};
 
@@ -180,6 +181,19 @@ pub struct ProviderConfig {
     /// Runs on infrastructure the operator controls (used by data-policy routing).
     #[serde(default)]
     pub self_hosted: bool,
+    /// `kind = "local"`: the GGUF chat model run in-process by llama.cpp.
+    pub model_path: Option<PathBuf>,
+    /// `kind = "local"`: folder with an embedding model's config.json, tokenizer.json and
+    /// model.safetensors (all-MiniLM-L6-v2 or another BERT-family sentence encoder).
+    pub embedding_model_path: Option<PathBuf>,
+    /// `kind = "local"`: sequences decoded together (default 8); more requests queue.
+    pub parallel: Option<u32>,
+    /// `kind = "local"`: KV cache size in tokens shared by all sequences (default 8192).
+    pub context_size: Option<u32>,
+    /// `kind = "local"`: CPU threads for llama.cpp (default: every core).
+    pub threads: Option<u32>,
+    /// `kind = "local"`: most tokens per decode call (default 512).
+    pub batch_size: Option<u32>,
 }
 
 impl ProviderConfig {
@@ -301,10 +315,8 @@ impl Config {
             } else if !seen.insert(p.name.as_str()) {
                 errs.push(format!("{at}.name: duplicate provider {:?}", p.name));
             }
+            local::validate_local_fields(p, &at, errs);
             if p.kind == ProviderKindConfig::Local {
-                errs.push(format!(
-                    "{at}.kind: \"local\" (the in-process engine) is not available in this build"
-                ));
                 continue;
             }
             match p.resolved_base_url() {

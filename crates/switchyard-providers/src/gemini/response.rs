@@ -68,6 +68,7 @@ impl UsageMetadata {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: self.total_token_count.unwrap_or(prompt + completion),
+            prompt_tokens_details: None,
         }
     }
 }
