@@ -336,11 +336,13 @@ fn open_local(p: &ProviderConfig) -> Result<Arc<dyn Provider>, StartError> {
         engine.batch_size = p.batch_size.unwrap_or(engine.batch_size);
         engine
     });
-    let settings = LocalSettings {
-        name: p.name.clone(),
-        chat,
-        embedding_model: p.embedding_model_path.clone(),
-    };
+    let mut settings = LocalSettings::new(&p.name);
+    settings.chat = chat;
+    settings.embedding_model = p.embedding_model_path.clone();
+    settings.default_max_tokens = p.default_max_tokens.unwrap_or(settings.default_max_tokens);
+    settings.default_temperature = p
+        .default_temperature
+        .unwrap_or(settings.default_temperature);
     let provider = LocalProvider::open(settings)
         .map_err(|e| StartError::Config(format!("provider {}: {e}", p.name)))?;
     Ok(Arc::new(provider))

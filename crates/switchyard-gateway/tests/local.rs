@@ -10,7 +10,11 @@ use serde_json::{json, Value};
 fn local_config() -> String {
     let models = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
     let chat = models.join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(chat.is_file(), "{} is missing: run `make setup`", chat.display());
+    assert!(
+        chat.is_file(),
+        "{} is missing: run `make setup`",
+        chat.display()
+    );
     format!(
         r#"
 [[providers]]
@@ -66,7 +70,12 @@ async fn local_chat_answers_and_is_logged() {
     assert!(["stop", "length"].contains(&body["choices"][0]["finish_reason"].as_str().unwrap()));
     assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 5);
     assert!(body["usage"]["completion_tokens"].as_u64().unwrap() > 0);
-    let logged: Value = gw.admin_get(&format!("/admin/requests/{id}")).await.json().await.unwrap();
+    let logged: Value = gw
+        .admin_get(&format!("/admin/requests/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(logged["provider"], "local", "{logged}");
     assert_eq!(logged["status"], 200);
     gw.shutdown().await;
@@ -101,8 +110,15 @@ async fn local_chat_streams_tokens_then_finishes() {
         .filter(|e| e["choices"][0]["delta"]["content"].is_string())
         .count();
     assert!(content_chunks > 1, "tokens arrive one by one: {raw}");
-    assert!(events.iter().any(|e| e["choices"][0]["finish_reason"].is_string()));
-    assert!(events.last().unwrap()["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    assert!(events
+        .iter()
+        .any(|e| e["choices"][0]["finish_reason"].is_string()));
+    assert!(
+        events.last().unwrap()["usage"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     gw.shutdown().await;
 }
 
@@ -139,7 +155,9 @@ async fn local_embeddings_are_unit_vectors_in_both_encodings() {
         .await
         .unwrap();
     let body: Value = resp.json().await.unwrap();
-    let encoded = body["data"][0]["embedding"].as_str().expect("base64 string");
+    let encoded = body["data"][0]["embedding"]
+        .as_str()
+        .expect("base64 string");
     assert_eq!(encoded.len(), (384 * 4usize).div_ceil(3) * 4);
     gw.shutdown().await;
 }
@@ -163,7 +181,10 @@ async fn the_model_list_shows_the_local_models() {
         .iter()
         .filter_map(|m| m["id"].as_str())
         .collect();
-    assert!(ids.contains(&"local-chat") && ids.contains(&"local-embed"), "{ids:?}");
+    assert!(
+        ids.contains(&"local-chat") && ids.contains(&"local-embed"),
+        "{ids:?}"
+    );
     gw.shutdown().await;
 }
 

@@ -9,9 +9,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::Value;
 use switchyard_api::{
-    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice,
-    Delta, Embedding, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage, PromptTokensDetails,
-    Role, Usage,
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice, Delta,
+    Embedding, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage, PromptTokensDetails, Role,
+    Usage,
 };
 use switchyard_providers::{ChunkStream, Provider, ProviderError};
 use tokio::sync::mpsc;
@@ -28,10 +28,31 @@ pub struct LocalSettings {
     pub chat: Option<ChatEngineConfig>,
     /// Directory holding `config.json`, `tokenizer.json` and `model.safetensors`.
     pub embedding_model: Option<PathBuf>,
+    /// Used when a request sends no `temperature`. Small models answer much better greedily
+    /// (SmolLM2-135M names Paris as France's capital 16 times in 20 at 1.0, always at 0), so the
+    /// local default is 0 rather than OpenAI's 1.0.
+    pub default_temperature: f32,
+    /// Used when a request sends no `max_tokens`: a small model at a high temperature may never
+    /// produce an end token, and would otherwise hold a sequence until the context is full.
+    pub default_max_tokens: u32,
+}
+
+impl LocalSettings {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            chat: None,
+            embedding_model: None,
+            default_temperature: 0.0,
+            default_max_tokens: 1024,
+        }
+    }
 }
 
 pub struct LocalProvider {
     name: String,
+    default_temperature: f32,
+    default_max_tokens: u32,
     chat: Option<Arc<ChatEngine>>,
     embedder: Option<Arc<Embedder>>,
 }
@@ -73,6 +94,8 @@ impl LocalProvider {
             .transpose()?;
         Ok(Self {
             name: settings.name,
+            default_temperature: settings.default_temperature,
+            default_max_tokens: settings.default_max_tokens,
             chat,
             embedder,
         })
@@ -108,10 +131,16 @@ impl LocalProvider {
         let prompt = engine.render(&messages).map_err(to_provider_error)?;
         let room = engine.context_limit().saturating_sub(prompt.len() as u32);
         let sampling = Sampling {
-            temperature: req.temperature.unwrap_or(1.0).clamp(0.0, 2.0) as f32,
+            temperature: req
+                .temperature
+                .map_or(self.default_temperature, |t| t as f32)
+                .clamp(0.0, 2.0),
             top_p: req.top_p.unwrap_or(1.0).clamp(0.0, 1.0) as f32,
             seed: req.seed.map_or_else(random_seed, |s| s as u32),
-            max_tokens: req.max_output_tokens().map_or(room, |m| m.min(room)),
+            max_tokens: req
+                .max_output_tokens()
+                .unwrap_or(self.default_max_tokens)
+                .min(room),
             stop: req.stop.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
         };
         engine.submit(prompt, sampling).map_err(to_provider_error)
@@ -169,11 +198,17 @@ fn completion_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    format!("chatcmpl-local-{nanos:x}{:04x}", NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff)
+    format!(
+        "chatcmpl-local-{nanos:x}{:04x}",
+        NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff
+    )
 }
 
 fn usage(done: &Finished) -> Usage {
-    let mut usage = Usage::new(u64::from(done.prompt_tokens), u64::from(done.completion_tokens));
+    let mut usage = Usage::new(
+        u64::from(done.prompt_tokens),
+        u64::from(done.completion_tokens),
+    );
     usage.prompt_tokens_details = Some(PromptTokensDetails {
         cached_tokens: u64::from(done.cached_prompt_tokens),
     });
@@ -252,8 +287,8 @@ impl Provider for LocalProvider {
         let model = upstream_model.to_owned();
         let created = unix_now();
         let mut opened = false;
-        let events = futures::stream::once(async move { first })
-            .chain(UnboundedReceiverStream::new(events));
+        let events =
+            futures::stream::once(async move { first }).chain(UnboundedReceiverStream::new(events));
         let stream = events.flat_map(move |event| {
             let base = ChatCompletionChunk::new(&id, &model, created);
             let chunks: Vec<Result<ChatCompletionChunk, ProviderError>> = match event {

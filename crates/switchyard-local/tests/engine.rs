@@ -14,7 +14,11 @@ fn models_dir() -> PathBuf {
 
 fn model_path() -> PathBuf {
     let path = models_dir().join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(path.is_file(), "{} is missing: run `make setup`", path.display());
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make setup`",
+        path.display()
+    );
     path
 }
 
@@ -49,7 +53,11 @@ fn chat(system: Option<&str>, user: &str) -> Vec<(String, String)> {
     m
 }
 
-async fn generate(engine: &ChatEngine, messages: &[(String, String)], s: Sampling) -> (String, Finished) {
+async fn generate(
+    engine: &ChatEngine,
+    messages: &[(String, String)],
+    s: Sampling,
+) -> (String, Finished) {
     let prompt = engine.render(messages).unwrap();
     let mut rx = engine.submit(prompt, s).unwrap();
     let mut text = String::new();
@@ -66,7 +74,12 @@ async fn generate(engine: &ChatEngine, messages: &[(String, String)], s: Samplin
 #[tokio::test]
 async fn answers_a_factual_question() {
     let e = engine();
-    let (text, done) = generate(&e, &chat(None, "What is the capital of France?"), greedy(48)).await;
+    let (text, done) = generate(
+        &e,
+        &chat(None, "What is the capital of France?"),
+        greedy(48),
+    )
+    .await;
     assert!(text.contains("Paris"), "{text:?}");
     assert!(done.prompt_tokens > 5);
     assert!(done.completion_tokens > 0 && done.completion_tokens <= 48);
@@ -75,7 +88,12 @@ async fn answers_a_factual_question() {
 #[tokio::test]
 async fn max_tokens_ends_with_length() {
     let e = engine();
-    let (_, done) = generate(&e, &chat(None, "Write a long story about a dragon."), greedy(5)).await;
+    let (_, done) = generate(
+        &e,
+        &chat(None, "Write a long story about a dragon."),
+        greedy(5),
+    )
+    .await;
     assert_eq!(done.reason, FinishReason::Length);
     assert_eq!(done.completion_tokens, 5);
 }
@@ -86,7 +104,11 @@ async fn a_stop_sequence_cuts_the_answer() {
     let messages = chat(None, "Explain what a train is.");
     let (full, _) = generate(&e, &messages, greedy(40)).await;
     // Greedy decoding is deterministic: stop at the fourth word of the same answer.
-    let stop = full.split_whitespace().nth(3).expect("a few words").to_owned();
+    let stop = full
+        .split_whitespace()
+        .nth(3)
+        .expect("a few words")
+        .to_owned();
     let (cut, done) = generate(
         &e,
         &messages,
@@ -97,7 +119,11 @@ async fn a_stop_sequence_cuts_the_answer() {
     )
     .await;
     assert_eq!(done.reason, FinishReason::Stop);
-    assert_eq!(cut, full[..full.find(&stop).unwrap()], "stop {stop:?} in {full:?}");
+    assert_eq!(
+        cut,
+        full[..full.find(&stop).unwrap()],
+        "stop {stop:?} in {full:?}"
+    );
 }
 
 #[tokio::test]
@@ -107,7 +133,12 @@ async fn concurrent_requests_progress_together() {
     config.parallel = 4;
     config.context_size = 2048;
     let e = ChatEngine::start(config).unwrap();
-    let prompts = ["Name a fruit.", "Name a colour.", "Name an animal.", "Name a city."];
+    let prompts = [
+        "Name a fruit.",
+        "Name a colour.",
+        "Name an animal.",
+        "Name a city.",
+    ];
     let (tx, mut order) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
     for (i, p) in prompts.iter().enumerate() {
@@ -139,16 +170,32 @@ async fn concurrent_requests_progress_together() {
         events.push(ev);
     }
     let first_done = events.iter().position(|(k, _)| *k == "done").unwrap();
-    let firsts = events[..first_done].iter().filter(|(k, _)| *k == "first").count();
-    assert_eq!(firsts, 4, "every request started before any finished: {events:?}");
+    let firsts = events[..first_done]
+        .iter()
+        .filter(|(k, _)| *k == "first")
+        .count();
+    assert_eq!(
+        firsts, 4,
+        "every request started before any finished: {events:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_shared_system_prompt_is_computed_once() {
     let e = engine();
     let system = "You are the support assistant of Acme Rail. ".repeat(20);
-    let (_, first) = generate(&e, &chat(Some(&system), "When does the first train leave?"), greedy(4)).await;
-    let (_, second) = generate(&e, &chat(Some(&system), "Can I bring a bicycle?"), greedy(4)).await;
+    let (_, first) = generate(
+        &e,
+        &chat(Some(&system), "When does the first train leave?"),
+        greedy(4),
+    )
+    .await;
+    let (_, second) = generate(
+        &e,
+        &chat(Some(&system), "Can I bring a bicycle?"),
+        greedy(4),
+    )
+    .await;
     assert!(first.prompt_tokens > 150);
     assert!(
         second.cached_prompt_tokens as f64 > 0.8 * first.prompt_tokens as f64,
@@ -162,13 +209,20 @@ async fn a_shared_system_prompt_is_computed_once() {
 async fn a_cancelled_request_frees_its_sequence() {
     let e = engine();
     for _ in 0..6 {
-        let prompt = e.render(&chat(None, "Tell me everything about trains.")).unwrap();
+        let prompt = e
+            .render(&chat(None, "Tell me everything about trains."))
+            .unwrap();
         let mut rx = e.submit(prompt, greedy(400)).unwrap();
         assert!(matches!(rx.recv().await, Some(EngineEvent::Text(_))));
         drop(rx);
     }
     // With 4 sequences, the 6 abandoned generations must have been freed for this one to run.
-    let (text, _) = generate(&e, &chat(None, "What is the capital of France?"), greedy(24)).await;
+    let (text, _) = generate(
+        &e,
+        &chat(None, "What is the capital of France?"),
+        greedy(24),
+    )
+    .await;
     assert!(!text.is_empty());
 }
 
@@ -179,7 +233,10 @@ async fn a_prompt_longer_than_the_context_is_refused() {
     let prompt = e.render(&chat(None, &long)).unwrap();
     match e.submit(prompt, greedy(4)) {
         Err(LocalError::ContextLength { limit, .. }) => assert_eq!(limit, 4096),
-        other => panic!("expected a context-length error, got {:?}", other.map(|_| ())),
+        other => panic!(
+            "expected a context-length error, got {:?}",
+            other.map(|_| ())
+        ),
     }
 }
 
@@ -217,7 +274,10 @@ fn embeddings_are_unit_vectors_that_rank_paraphrases_first() {
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     let para = dot(&out.vectors[0], &out.vectors[1]);
     let other = dot(&out.vectors[0], &out.vectors[2]);
-    assert!(para > 0.6 && other < 0.3, "paraphrase {para}, unrelated {other}");
+    assert!(
+        para > 0.6 && other < 0.3,
+        "paraphrase {para}, unrelated {other}"
+    );
     assert!(out.tokens > 20);
 }
 

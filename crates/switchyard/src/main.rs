@@ -53,7 +53,8 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                // llama.cpp reports every tensor at info level while loading a model.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,llama-cpp-2=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -126,9 +127,13 @@ async fn serve(
     let gateway = switchyard_gateway::build_from(config, path).await?;
     match &gateway.admin_key_source {
         AdminKeySource::Generated(p) => {
-            tracing::warn!(path = %p.display(), "no admin key configured: generated one and wrote it to this file (mode 0600)")
+            tracing::warn!(path = %p.display(), "no admin key configured: generated one and wrote it to this file (mode 0600)");
+            println!("admin key generated: {} (mode 0600)", p.display());
         }
-        AdminKeySource::File(p) => tracing::info!(path = %p.display(), "admin key read from file"),
+        AdminKeySource::File(p) => {
+            tracing::info!(path = %p.display(), "admin key read from file");
+            println!("admin key: {}", p.display());
+        }
         AdminKeySource::Env => tracing::info!("admin key read from SWITCHYARD_ADMIN_KEY"),
         AdminKeySource::Config => tracing::info!("admin key read from [admin] key"),
     }

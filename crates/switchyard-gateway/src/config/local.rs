@@ -17,6 +17,7 @@ pub(super) fn validate_local_fields(p: &ProviderConfig, at: &str, errs: &mut Vec
         ("context_size", p.context_size.is_some()),
         ("threads", p.threads.is_some()),
         ("batch_size", p.batch_size.is_some()),
+        ("default_temperature", p.default_temperature.is_some()),
     ];
     if p.kind != ProviderKindConfig::Local {
         for (key, set) in local_only {
@@ -61,6 +62,9 @@ pub(super) fn validate_local_fields(p: &ProviderConfig, at: &str, errs: &mut Vec
     }
     if matches!(p.context_size, Some(n) if n < 256) {
         errs.push(format!("{at}.context_size: must be at least 256"));
+    }
+    if matches!(p.default_temperature, Some(t) if !(0.0..=2.0).contains(&t)) {
+        errs.push(format!("{at}.default_temperature: must be between 0 and 2"));
     }
     if p.threads == Some(0) {
         errs.push(format!("{at}.threads: must be at least 1"));
@@ -143,7 +147,10 @@ kind = "local"
     #[test]
     fn a_local_provider_needs_a_model() {
         let e = errors(&local_provider(""));
-        assert!(e.contains("providers[0].model_path: kind = \"local\" needs"), "{e}");
+        assert!(
+            e.contains("providers[0].model_path: kind = \"local\" needs"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -151,16 +158,25 @@ kind = "local"
         let e = errors(&local_provider(
             "model_path = \"/nonexistent/m.gguf\"\nembedding_model_path = \"/nonexistent/e\"",
         ));
-        assert!(e.contains("providers[0].model_path: /nonexistent/m.gguf not found (run `make setup`"), "{e}");
-        assert!(e.contains("providers[0].embedding_model_path: /nonexistent/e/tokenizer.json not found"), "{e}");
+        assert!(
+            e.contains("providers[0].model_path: /nonexistent/m.gguf not found (run `make setup`"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                "providers[0].embedding_model_path: /nonexistent/e/tokenizer.json not found"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn engine_settings_are_refused_on_remote_providers() {
-        let e = errors(
-            "[[providers]]\nname = \"o\"\nkind = \"openai\"\nparallel = 4\n",
+        let e = errors("[[providers]]\nname = \"o\"\nkind = \"openai\"\nparallel = 4\n");
+        assert!(
+            e.contains("providers[0].parallel: only valid for kind = \"local\""),
+            "{e}"
         );
-        assert!(e.contains("providers[0].parallel: only valid for kind = \"local\""), "{e}");
     }
 
     #[test]
@@ -182,8 +198,14 @@ kind = "local"
         let e = Config::embedded(Path::new("/tmp/sy-data"), Path::new("/nonexistent-models"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("SmolLM2-135M-Instruct.Q4_1.gguf not found"), "{e}");
-        assert!(e.contains("all-MiniLM-L6-v2/model.safetensors not found"), "{e}");
+        assert!(
+            e.contains("SmolLM2-135M-Instruct.Q4_1.gguf not found"),
+            "{e}"
+        );
+        assert!(
+            e.contains("all-MiniLM-L6-v2/model.safetensors not found"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -194,6 +194,8 @@ pub struct ProviderConfig {
     pub threads: Option<u32>,
     /// `kind = "local"`: most tokens per decode call (default 512).
     pub batch_size: Option<u32>,
+    /// `kind = "local"`: temperature for requests that send none (default 0, greedy).
+    pub default_temperature: Option<f32>,
 }
 
 impl ProviderConfig {

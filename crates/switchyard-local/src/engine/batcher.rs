@@ -124,18 +124,29 @@ impl Batcher<'_> {
             self.step += 1;
             let target_seq = self.slots[placement.target].seq;
             if placement.source == placement.target {
-                let _ =
-                    ctx.clear_kv_cache_seq(Some(target_seq as u32), Some(placement.reuse as u32), None);
-                self.slots[placement.target].cached.truncate(placement.reuse);
+                let _ = ctx.clear_kv_cache_seq(
+                    Some(target_seq as u32),
+                    Some(placement.reuse as u32),
+                    None,
+                );
+                self.slots[placement.target]
+                    .cached
+                    .truncate(placement.reuse);
             } else {
                 let source = &self.slots[placement.source];
                 let prefix = source.cached[..placement.reuse].to_vec();
                 let source_seq = source.seq;
                 let _ = ctx.clear_kv_cache_seq(Some(target_seq as u32), None, None);
-                let _ = ctx.copy_kv_cache_seq(source_seq, target_seq, Some(0), Some(placement.reuse as u32));
+                let _ = ctx.copy_kv_cache_seq(
+                    source_seq,
+                    target_seq,
+                    Some(0),
+                    Some(placement.reuse as u32),
+                );
                 self.slots[placement.target].cached = prefix;
             }
-            metrics::counter!("switchyard_local_prompt_tokens_total").increment(job.prompt.len() as u64);
+            metrics::counter!("switchyard_local_prompt_tokens_total")
+                .increment(job.prompt.len() as u64);
             metrics::counter!("switchyard_local_prompt_tokens_reused_total")
                 .increment(placement.reuse as u64);
             let slot = &mut self.slots[placement.target];
@@ -180,7 +191,8 @@ impl Batcher<'_> {
                         a.prefilled = prefilled;
                         a.logits_at = None;
                     }
-                    let _ = ctx.clear_kv_cache_seq(Some(s.seq as u32), Some(cached_len as u32), None);
+                    let _ =
+                        ctx.clear_kv_cache_seq(Some(s.seq as u32), Some(cached_len as u32), None);
                 }
                 self.recover(ctx, err);
             }
@@ -193,9 +205,13 @@ impl Batcher<'_> {
         self.batch.clear();
         let mut undo = Vec::new();
         for (i, slot) in self.slots.iter_mut().enumerate() {
-            let Some(active) = slot.active.as_mut() else { continue };
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
             active.logits_at = None;
-            let Some(token) = active.next_token.take() else { continue };
+            let Some(token) = active.next_token.take() else {
+                continue;
+            };
             undo.push((i, slot.cached.len(), active.prefilled));
             let pos = slot.cached.len() as i32;
             if self.batch.add(token, pos, &[slot.seq], true).is_err() {
@@ -208,22 +224,35 @@ impl Batcher<'_> {
         }
         // Oldest admissions first, so a burst of new prompts is served in arrival order.
         let mut prefilling: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| self.slots[i].active.as_ref().is_some_and(Active::is_prefilling))
+            .filter(|&i| {
+                self.slots[i]
+                    .active
+                    .as_ref()
+                    .is_some_and(Active::is_prefilling)
+            })
             .collect();
         prefilling.sort_by_key(|&i| self.slots[i].active.as_ref().map_or(0, |a| a.admitted));
         for i in prefilling {
-            let room = self.batch_size.saturating_sub(self.batch.n_tokens() as usize);
+            let room = self
+                .batch_size
+                .saturating_sub(self.batch.n_tokens() as usize);
             if room == 0 {
                 break;
             }
             let slot = &mut self.slots[i];
-            let Some(active) = slot.active.as_mut() else { continue };
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
             undo.push((i, slot.cached.len(), active.prefilled));
             let end = (active.prefilled + room).min(active.prompt.len());
             for k in active.prefilled..end {
                 let last = k + 1 == active.prompt.len();
                 let pos = slot.cached.len() as i32;
-                if self.batch.add(active.prompt[k], pos, &[slot.seq], last).is_err() {
+                if self
+                    .batch
+                    .add(active.prompt[k], pos, &[slot.seq], last)
+                    .is_err()
+                {
                     break;
                 }
                 slot.cached.push(active.prompt[k]);
@@ -240,8 +269,12 @@ impl Batcher<'_> {
         let vocab = self.model.vocab();
         let mut generated = 0u64;
         for slot in &mut self.slots {
-            let Some(active) = slot.active.as_mut() else { continue };
-            let Some(at) = active.logits_at.take() else { continue };
+            let Some(active) = slot.active.as_mut() else {
+                continue;
+            };
+            let Some(at) = active.logits_at.take() else {
+                continue;
+            };
             let token = active.sampler.sample(ctx, at);
             let outcome = if vocab.is_eog(token) {
                 Some(FinishReason::Stop)

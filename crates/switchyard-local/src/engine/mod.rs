@@ -205,7 +205,9 @@ impl ChatEngine {
             .iter()
             .map(|(role, content)| LlamaChatMessage::new(role.clone(), content.clone()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| LocalError::InvalidRequest("messages must not contain NUL bytes".into()))?;
+            .map_err(|_| {
+                LocalError::InvalidRequest("messages must not contain NUL bytes".into())
+            })?;
         let text = self
             .model
             .apply_chat_template(&self.template, &chat, true)

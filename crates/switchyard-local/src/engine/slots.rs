@@ -75,10 +75,7 @@ pub(crate) fn common_prefix<T: PartialEq>(a: &[T], b: &[T]) -> usize {
 /// Picks a free slot for `prompt`: the free slot whose own cache shares the most with it (the
 /// least recently used on a tie, so hot prefixes survive), and the longest prefix held by any
 /// slot. At least one prompt token is always left to compute, because sampling needs logits.
-pub(crate) fn place<T: PartialEq>(
-    caches: &[(&[T], bool, u64)],
-    prompt: &[T],
-) -> Option<Placement> {
+pub(crate) fn place<T: PartialEq>(caches: &[(&[T], bool, u64)], prompt: &[T]) -> Option<Placement> {
     let usable = prompt.len().saturating_sub(1);
     let target = caches
         .iter()
@@ -141,7 +138,11 @@ mod tests {
     fn shares_a_prefix_from_a_busy_slot() {
         let busy = [1, 2, 3, 4, 5];
         let free = [8];
-        let p = place(&[(&busy[..], true, 9), (&free[..], false, 1)], &[1, 2, 3, 6]).unwrap();
+        let p = place(
+            &[(&busy[..], true, 9), (&free[..], false, 1)],
+            &[1, 2, 3, 6],
+        )
+        .unwrap();
         assert_eq!(
             p,
             Placement {

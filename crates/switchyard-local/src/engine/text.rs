@@ -145,7 +145,10 @@ mod tests {
     #[test]
     fn stops_at_the_earliest_stop_sequence() {
         let mut m = StopMatcher::new(vec!["\n\n".into(), "Q:".into()]);
-        assert_eq!(m.push("A: Paris Q: next\n\n"), StopScan::Stopped("A: Paris ".into()));
+        assert_eq!(
+            m.push("A: Paris Q: next\n\n"),
+            StopScan::Stopped("A: Paris ".into())
+        );
     }
 
     #[test]
