@@ -1,0 +1,1 @@
+//! Placeholder replaced by the verifier (see the module docs in lib.rs).
