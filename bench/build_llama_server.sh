@@ -12,7 +12,7 @@ python3 -m pip download --quiet --no-deps --no-binary :all: llama-cpp-python==0.
 tar xzf llama_cpp_python-0.3.36.tar.gz
 cd llama_cpp_python-0.3.36/vendor/llama.cpp
 cmake -B build -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-  -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF >/dev/null
+  -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DBUILD_SHARED_LIBS=OFF >/dev/null
 cmake --build build --target llama-server -j"$(nproc)" >/dev/null
 mkdir -p "$WORK/bin"
 cp build/bin/llama-server "$WORK/bin/"

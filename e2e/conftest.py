@@ -94,13 +94,13 @@ keys = ["{acme}"]
 
 
 class Gateway:
-    def __init__(self, workdir: Path, mock_port: int):
+    def __init__(self, workdir: Path, mock_port: int, extra: str = ""):
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = workdir / "switchyard.toml"
         self.config.write_text(
-            CONFIG.format(port=self.port, dir=workdir, admin=ADMIN_KEY, mock=mock_port, acme=ACME_KEY)
+            CONFIG.format(port=self.port, dir=workdir, admin=ADMIN_KEY, mock=mock_port, acme=ACME_KEY) + extra
         )
         self.proc = None
 

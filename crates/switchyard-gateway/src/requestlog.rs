@@ -134,6 +134,25 @@ impl RequestContext {
         }
     }
 
+    /// `hit-exact`, `hit-semantic`, `miss` or `bypass`.
+    pub fn set_cache(&mut self, outcome: &str) {
+        self.record.cache = Some(outcome.to_owned());
+    }
+
+    pub fn cache_outcome(&self) -> Option<&str> {
+        self.record.cache.as_deref()
+    }
+
+    /// A cache hit: the answer came from `model`'s earlier call, at no cost now.
+    pub fn set_cached_route(&mut self, model_used: &str, provider: &str, usage: Usage) {
+        self.record.model_used = Some(model_used.to_owned());
+        self.record.provider = Some(provider.to_owned());
+        self.record.attempts = 0;
+        self.record.prompt_tokens = usage.prompt_tokens;
+        self.record.completion_tokens = usage.completion_tokens;
+        self.record.cost_usd = 0.0;
+    }
+
     pub fn set_usage(&mut self, model: &ModelEntry, usage: Usage) {
         self.record.prompt_tokens = usage.prompt_tokens;
         self.record.completion_tokens = usage.completion_tokens;

@@ -95,6 +95,7 @@ pub async fn build_from(
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| StartError::Http(e.to_string()))?;
+    let cache = crate::stages::cache::CacheStores::build(&config).map_err(StartError::Config)?;
     let runtime = build_runtime(config, &store, &state, &http).await?;
     let app = Arc::new(AppState {
         runtime: ArcSwap::from_pointee(runtime),
@@ -106,6 +107,7 @@ pub async fn build_from(
         shutting_down: AtomicBool::new(false),
         config_path,
         http,
+        cache: Arc::new(cache),
     });
     spawn_background(&app);
     Ok(Gateway {

@@ -11,6 +11,7 @@
 mod banned;
 mod detect;
 mod guard;
+mod injection;
 mod pii;
 mod scanner;
 mod secrets;
@@ -19,6 +20,9 @@ mod vault;
 
 pub use banned::{BannedMatch, BannedTerms};
 pub use guard::{GuardConfig, LeakEvidence, StreamCheck, StreamLeakGuard, SystemPromptGuard};
+pub use injection::{
+    InjectionDetector, InjectionScore, Origin, Signal, DEFAULT_INJECTION_THRESHOLD,
+};
 pub use scanner::{Detection, ScanReport, Scanner, ScannerConfig};
 pub use vault::{Redactor, StreamRestorer, Vault};
 

@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchyard_gateway::{AdminKeySource, Config};
 
+mod warm;
+
 // The request path makes many small, short-lived allocations across worker threads; mimalloc
 // cut CPU per request and resident memory under load against glibc's allocator (docs/benchmarks.md).
 #[global_allocator]
@@ -41,10 +43,33 @@ enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
+    /// Response cache tools.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Validate a config file and exit non-zero, naming the bad key, if it is invalid.
     CheckConfig {
         #[arg(long, short)]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Pre-compute answers for predictable questions through a running gateway. FILE is JSONL:
+    /// chat request bodies, or `{"prompt": "..."}` lines with --model.
+    Warm {
+        file: PathBuf,
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// The API key whose tenant the answers are cached for.
+        #[arg(long, env = "SWITCHYARD_API_KEY")]
+        key: String,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
     },
 }
 
@@ -60,6 +85,28 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Cache {
+            command:
+                CacheCommand::Warm {
+                    file,
+                    url,
+                    key,
+                    model,
+                    concurrency,
+                },
+        } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
+            .and_then(|rt| {
+                rt.block_on(warm::warm(warm::WarmArgs {
+                    file: &file,
+                    url: &url,
+                    key: &key,
+                    model: model.as_deref(),
+                    concurrency,
+                }))
+            }),
         Command::Serve {
             config,
             data_dir,

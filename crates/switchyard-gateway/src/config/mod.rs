@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod cache;
 mod governance;
 mod local;
+
+pub use cache::{CacheConfig, CacheOverride, CachePolicy};
 
 pub use governance::{BudgetConfig, BudgetMode, BudgetPeriod, StateConfig, TenantConfig};
 
@@ -56,6 +59,8 @@ pub struct Config {
     pub budgets: Vec<BudgetConfig>,
     #[serde(default)]
     pub guardrails: crate::stages::guardrails::GuardrailsConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
 }
 
 fn default_listen() -> String {
@@ -301,6 +306,7 @@ impl Config {
         self.validate_providers(&mut errs);
         self.validate_models(&mut errs);
         self.validate_governance(&mut errs);
+        self.validate_cache(&mut errs);
         if errs.is_empty() {
             Ok(())
         } else {

@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse, Usage};
 
-use super::{admit, fail, header_value, stream, ApiError, AppState};
+use super::{admit, cached, fail, header_value, stream, ApiError, AppState};
 use crate::requestlog::{estimate_tokens, RequestContext};
+use crate::stages::cache::CacheOutcome;
 use crate::stages::call::CallOutcome;
 use crate::stages::guardrails::restore_response;
 use crate::stages::routing::ModelEntry;
@@ -60,8 +61,28 @@ pub async fn chat_completions(
         }
         Some(Err(blocked)) => return fail(ctx, blocked.into()),
     };
+    let mut cache_plan =
+        match app
+            .cache
+            .plan(&rt.config.cache, &principal.tenant, &tags, &req, &headers)
+        {
+            Ok(p) => p,
+            Err(e) => return fail(ctx, e),
+        };
+    if let Some(cp) = cache_plan.as_mut() {
+        if let Some(hit) = app.cache.lookup(&rt, cp).await {
+            return cached::respond(&app, ctx, &req, hit, &vault);
+        }
+        let outcome = if cp.is_lookup() {
+            CacheOutcome::Miss
+        } else {
+            CacheOutcome::Bypass
+        };
+        ctx.set_cache(outcome.as_str());
+        app.cache.record(&principal.tenant, &tags, outcome, 0.0);
+    }
     if req.is_stream() {
-        return stream::respond(rt, ctx, req, plan, vault).await;
+        return stream::respond(app.clone(), rt, ctx, req, plan, vault, cache_plan).await;
     }
 
     let req = Arc::new(req);
@@ -87,6 +108,17 @@ pub async fn chat_completions(
     ctx.mark_first_token();
     let usage = resp.usage.unwrap_or_else(|| estimated_usage(&req, &resp));
     ctx.set_usage(&model, usage);
+    if let Some(cp) = cache_plan {
+        // Stored as the upstream answered: still redacted, so the cache never holds raw PII.
+        cached::store_later(
+            &app,
+            cp,
+            resp.clone(),
+            model.name.clone(),
+            model.provider_name().to_owned(),
+            ctx.cost_usd(),
+        );
+    }
     restore_response(&vault, &mut resp);
     let body = match serde_json::to_vec(&resp) {
         Ok(b) => b,
@@ -104,6 +136,11 @@ pub async fn chat_completions(
     };
     let mut response = ([(http::header::CONTENT_TYPE, "application/json")], body).into_response();
     route_headers(response.headers_mut(), &ctx, &model, attempts);
+    if let Some(outcome) = ctx.cache_outcome() {
+        response
+            .headers_mut()
+            .insert("x-switchyard-cache", header_value(outcome));
+    }
     ctx.finish_ok(200);
     response
 }

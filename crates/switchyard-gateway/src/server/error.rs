@@ -142,10 +142,10 @@ impl From<AdmissionError> for ApiError {
 
 impl From<Blocked> for ApiError {
     fn from(e: Blocked) -> Self {
-        let code = if e.guardrail == "secrets" {
-            "guardrail_secrets"
-        } else {
-            "guardrail_pii"
+        let code = match e.guardrail {
+            "secrets" => "guardrail_secrets",
+            "injection" => "guardrail_injection",
+            _ => "guardrail_pii",
         };
         Self::new(
             StatusCode::BAD_REQUEST,

@@ -1,6 +1,7 @@
 //! The HTTP surface: OpenAI-compatible endpoints, admin API, health and metrics.
 
 mod admin;
+mod cached;
 mod chat;
 mod embeddings;
 mod error;
@@ -56,6 +57,8 @@ pub struct AppState {
     /// The file a reload reads (None when built from text, as in tests).
     pub config_path: Option<std::path::PathBuf>,
     pub(crate) http: reqwest::Client,
+    /// Cached answers survive reloads; the cache policy is read from the current runtime.
+    pub cache: Arc<crate::stages::cache::CacheStores>,
 }
 
 impl AppState {

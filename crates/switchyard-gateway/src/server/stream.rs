@@ -9,22 +9,28 @@ use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt;
-use switchyard_api::{ChatCompletionChunk, ChatCompletionRequest, ErrorBody, Usage};
+use switchyard_api::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice,
+    ErrorBody, Role, Usage,
+};
 use switchyard_providers::{ChunkStream, ProviderError};
 
 use super::chat::route_headers;
-use super::{fail, Runtime};
+use super::{cached, fail, now_ms, AppState, Runtime};
 use crate::requestlog::{estimate_tokens, RequestContext};
+use crate::stages::cache::CachePlan;
 use crate::stages::guardrails::StreamRestore;
 use crate::stages::routing::ModelEntry;
 use switchyard_guardrails::Vault;
 
 pub(super) async fn respond(
+    app: Arc<AppState>,
     rt: Arc<Runtime>,
     mut ctx: RequestContext,
     req: ChatCompletionRequest,
     plan: Vec<Arc<ModelEntry>>,
     vault: Vault,
+    cache_plan: Option<CachePlan>,
 ) -> Response {
     let req = Arc::new(req);
     let result = rt
@@ -64,6 +70,9 @@ pub(super) async fn respond(
         .header("x-switchyard-cost-estimated", "prompt-only");
     if let Some(h) = builder.headers_mut() {
         route_headers(h, &ctx, &out.model, out.attempts);
+        if let Some(outcome) = ctx.cache_outcome() {
+            h.insert("x-switchyard-cache", super::header_value(outcome));
+        }
     }
     let relay = Relay {
         pending_first: Some(first),
@@ -76,6 +85,13 @@ pub(super) async fn respond(
         completion_chars: 0,
         usage: None,
         restore: (!vault.is_empty()).then(|| (vault, Vec::new())),
+        fill: cache_plan.map(|plan| CacheFill {
+            app,
+            plan,
+            text: String::new(),
+            finish_reason: None,
+            cacheable: true,
+        }),
     };
     let body = futures::stream::unfold(relay, |mut relay| async move {
         let next = relay.next_event().await?;
@@ -99,6 +115,63 @@ struct Relay {
     usage: Option<Usage>,
     /// Redacted values to put back, with one restorer per choice index.
     restore: Option<(Vault, Vec<StreamRestore>)>,
+    /// A cache miss being recorded: the answer is stored once the stream ends normally.
+    fill: Option<CacheFill>,
+}
+
+struct CacheFill {
+    app: Arc<AppState>,
+    plan: CachePlan,
+    /// Choice 0's text as the upstream sent it (before placeholders are restored).
+    text: String,
+    finish_reason: Option<String>,
+    /// Tool calls and multiple choices are not replayed from the cache.
+    cacheable: bool,
+}
+
+impl CacheFill {
+    fn observe(&mut self, chunk: &ChatCompletionChunk) {
+        for c in &chunk.choices {
+            if c.index != 0 || c.delta.tool_calls.is_some() {
+                self.cacheable = false;
+            }
+            if let Some(t) = &c.delta.content {
+                self.text.push_str(t);
+            }
+            if c.finish_reason.is_some() {
+                self.finish_reason.clone_from(&c.finish_reason);
+            }
+        }
+    }
+
+    fn store(self, model: &ModelEntry, usage: Usage, cost_usd: f64) {
+        if !self.cacheable {
+            return;
+        }
+        let resp = ChatCompletionResponse {
+            id: format!("chatcmpl-{}", uuid::Uuid::now_v7().simple()),
+            object: "chat.completion".to_owned(),
+            created: (now_ms() / 1000).max(0) as u64,
+            model: model.upstream.clone(),
+            choices: vec![Choice {
+                index: 0,
+                message: ChatMessage::new(Role::Assistant, self.text),
+                finish_reason: self.finish_reason,
+                logprobs: None,
+            }],
+            usage: Some(usage),
+            system_fingerprint: None,
+            extra: serde_json::Map::new(),
+        };
+        cached::store_later(
+            &self.app,
+            self.plan,
+            resp,
+            model.name.clone(),
+            model.provider_name().to_owned(),
+            cost_usd,
+        );
+    }
 }
 
 impl Relay {
@@ -120,6 +193,9 @@ impl Relay {
                     self.completion_chars += chunk_chars(&chunk);
                     if let Some(u) = chunk.usage {
                         self.usage = Some(u);
+                    }
+                    if let Some(fill) = self.fill.as_mut() {
+                        fill.observe(&chunk);
                     }
                     self.restore_placeholders(&mut chunk);
                     let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
@@ -201,6 +277,9 @@ impl Relay {
         out.extend_from_slice(b"data: [DONE]\n\n");
         if let Some(mut ctx) = self.ctx.take() {
             ctx.set_usage(&self.model, usage);
+            if let Some(fill) = self.fill.take() {
+                fill.store(&self.model, usage, ctx.cost_usd());
+            }
             ctx.finish_ok(200);
         }
         Bytes::from(out)

@@ -1,9 +1,10 @@
 //! The request pipeline, one module a stage, in the order a request meets them:
-//! `auth → admission → routing → call (retry, timeout, breaker, fallback, stream)`,
+//! `auth → admission → guardrails → cache → routing → call (retry, timeout, breaker, fallback, stream)`,
 //! with the request log and metrics recorded off the hot path by `requestlog`.
 
 pub mod admission;
 pub mod auth;
+pub mod cache;
 pub mod call;
 pub mod guardrails;
 pub mod routing;

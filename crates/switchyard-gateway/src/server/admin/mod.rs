@@ -4,6 +4,7 @@
 //! its own tenant's keys and reads its spend and audit trail; `viewer` only reads those. Every
 //! change, and every refused attempt at one, is written to the append-only audit log.
 
+mod cache;
 mod governance;
 mod keys;
 mod requests;
@@ -37,6 +38,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/users/{user}", delete(governance::delete_user))
         .route("/admin/retention/run", post(governance::retention_now))
         .route("/admin/config/reload", post(governance::reload_config))
+        .route("/admin/cache/invalidate", post(cache::invalidate))
+        .route("/admin/cache/stats", get(cache::stats))
 }
 
 /// Authenticates an admin-API caller holding at least `min` role.

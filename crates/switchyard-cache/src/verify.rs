@@ -1,1 +1,0 @@
-//! Placeholder replaced by the verifier (see the module docs in lib.rs).
