@@ -34,7 +34,9 @@ class Server:
     def __init__(self, url: str, key: str, model: str):
         self.url = url.rstrip("/")
         self.model = model
-        self.http = httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=300)
+        # No keep-alive: llama-server closes idle connections, which a reused one would hit.
+        self.http = httpx.Client(headers={"authorization": f"Bearer {key}"}, timeout=300,
+                                 limits=httpx.Limits(max_keepalive_connections=0))
 
     def stream(self, messages, max_tokens: int, temperature: float = 0.0, seed: int = 1):
         """Returns (ttft seconds, completion tokens, total seconds, prompt tokens)."""

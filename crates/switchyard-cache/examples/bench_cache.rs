@@ -158,5 +158,5 @@ async fn main() {
         }
     }
     println!("semantic: {hits}/{} near-duplicates found", stored.len());
-    report("semantic lookup (HNSW + verifier)", samples);
+    report("semantic lookup (index + verifier)", samples);
 }

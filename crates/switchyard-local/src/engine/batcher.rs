@@ -18,7 +18,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::DecodeError;
 
-use super::slots::{place, Active, Slot};
+use super::slots::{place, Active, Slot, SlotView};
 use super::text::{StopMatcher, StopScan, Utf8Joiner};
 use super::{ChatEngineConfig, EngineEvent, FinishReason, Finished, Job, Sampling};
 use crate::LocalError;
@@ -109,12 +109,17 @@ impl Batcher<'_> {
                 metrics::gauge!("switchyard_local_queue_depth").decrement(1.0);
                 continue;
             }
-            let caches: Vec<_> = self
+            let views: Vec<_> = self
                 .slots
                 .iter()
-                .map(|s| (s.cached.as_slice(), s.active.is_some(), s.last_used))
+                .map(|s| SlotView {
+                    cached: s.cached.as_slice(),
+                    busy: s.active.is_some(),
+                    last_used: s.last_used,
+                    reused: s.reused,
+                })
                 .collect();
-            let Some(placement) = place(&caches, &job.prompt) else {
+            let Some(placement) = place(&views, &job.prompt) else {
                 break;
             };
             let Some(job) = self.queue.pop_front() else {
@@ -144,6 +149,11 @@ impl Batcher<'_> {
                     Some(placement.reuse as u32),
                 );
                 self.slots[placement.target].cached = prefix;
+                self.slots[placement.target].reused = 0;
+            }
+            // A prefix worth sharing: more than the chat template's few opening tokens.
+            if placement.reuse >= 16 {
+                self.slots[placement.source].reused += 1;
             }
             metrics::counter!("switchyard_local_prompt_tokens_total")
                 .increment(job.prompt.len() as u64);
@@ -323,21 +333,23 @@ impl Batcher<'_> {
         metrics::counter!("switchyard_local_generated_tokens_total").increment(generated);
     }
 
-    /// A failed decode: out of KV cells means idle slots' cached prefixes must go; if none are
+    /// A failed decode: out of KV cells means an idle slot's cached prefix must go; if none is
     /// left to drop, the newest request gives way (with a retryable error) so the rest progress.
     fn recover(&mut self, ctx: &mut LlamaContext<'_>, err: DecodeError) {
-        let mut freed = false;
         if err == DecodeError::NoKvCacheSlot {
-            for slot in self.slots.iter_mut().filter(|s| s.active.is_none()) {
-                if !slot.cached.is_empty() {
-                    let _ = ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
-                    slot.cached.clear();
-                    freed = true;
-                }
+            // One idle cache at a time, the least valuable first (never reused, then least
+            // recently used): a shared system prompt survives while one-off prompts go.
+            let victim = self
+                .slots
+                .iter_mut()
+                .filter(|s| s.active.is_none() && !s.cached.is_empty())
+                .min_by_key(|s| (s.reused, s.last_used));
+            if let Some(slot) = victim {
+                let _ = ctx.clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+                slot.cached.clear();
+                slot.reused = 0;
+                return;
             }
-        }
-        if freed {
-            return;
         }
         let newest = self
             .slots

@@ -20,6 +20,9 @@ pub(crate) struct Slot {
     pub active: Option<Active>,
     /// Step of the last admission, to reuse the least recently used free slot first.
     pub last_used: u64,
+    /// How often this slot's cache has served another request's prefix: a shared system
+    /// prompt is worth keeping, a one-off prompt is not.
+    pub reused: u32,
 }
 
 impl Slot {
@@ -29,6 +32,7 @@ impl Slot {
             cached: Vec::new(),
             active: None,
             last_used: 0,
+            reused: 0,
         }
     }
 }
@@ -72,58 +76,82 @@ pub(crate) fn common_prefix<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// Picks a free slot for `prompt`: the free slot whose own cache shares the most with it (the
-/// least recently used on a tie, so hot prefixes survive), and the longest prefix held by any
-/// slot. At least one prompt token is always left to compute, because sampling needs logits.
-pub(crate) fn place<T: PartialEq>(caches: &[(&[T], bool, u64)], prompt: &[T]) -> Option<Placement> {
+/// What placement needs to know about a slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SlotView<'a, T> {
+    pub cached: &'a [T],
+    pub busy: bool,
+    pub last_used: u64,
+    pub reused: u32,
+}
+
+/// Picks a free slot for `prompt` and the longest cached prefix any slot holds for it.
+///
+/// The target is the free slot whose cache is cheapest to overwrite: one that loses nothing
+/// (empty, or holding a prefix of this very prompt) first; never a cache that has served other
+/// requests' prefixes while an unshared one can go; then the fewest tokens lost; then the least
+/// recently used. The prefix itself can come from any slot, busy or not (`seq_cp`), so the target
+/// does not have to be the slot that holds it. At least one prompt token is always left to
+/// compute, because sampling needs logits.
+pub(crate) fn place<T: PartialEq>(slots: &[SlotView<'_, T>], prompt: &[T]) -> Option<Placement> {
     let usable = prompt.len().saturating_sub(1);
-    let target = caches
+    let own = |s: &SlotView<'_, T>| common_prefix(s.cached, prompt).min(usable);
+    let target = slots
         .iter()
         .enumerate()
-        .filter(|(_, (_, busy, _))| !busy)
-        .max_by(|(_, (a, _, used_a)), (_, (b, _, used_b))| {
-            common_prefix(a, prompt)
-                .cmp(&common_prefix(b, prompt))
-                .then(used_b.cmp(used_a))
+        .filter(|(_, s)| !s.busy)
+        .min_by_key(|(_, s)| {
+            let lost = s.cached.len() - own(s);
+            (lost > 0 && s.reused > 0, lost, s.last_used)
         })
         .map(|(i, _)| i)?;
-    let own = common_prefix(caches[target].0, prompt).min(usable);
-    let (source, best) = caches
+    let own_reuse = own(&slots[target]);
+    let (source, best) = slots
         .iter()
         .enumerate()
-        .map(|(i, (cache, _, _))| (i, common_prefix(cache, prompt).min(usable)))
+        .map(|(i, s)| (i, own(s)))
         .max_by_key(|&(i, n)| (n, i == target))
-        .unwrap_or((target, own));
-    if best > own {
-        Some(Placement {
+        .unwrap_or((target, own_reuse));
+    Some(if best > own_reuse {
+        Placement {
             target,
             source,
             reuse: best,
-        })
+        }
     } else {
-        Some(Placement {
+        Placement {
             target,
             source: target,
-            reuse: own,
-        })
-    }
+            reuse: own_reuse,
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn no_free_slot_means_no_placement() {
-        let a = [1, 2];
-        assert_eq!(place(&[(&a[..], true, 0)], &[1, 2, 3]), None);
+    fn view(cached: &[i32], busy: bool, last_used: u64, reused: u32) -> SlotView<'_, i32> {
+        SlotView {
+            cached,
+            busy,
+            last_used,
+            reused,
+        }
     }
 
     #[test]
-    fn prefers_the_free_slot_that_already_holds_the_prefix() {
-        let s0 = [9, 9];
-        let s1 = [1, 2, 3, 7];
-        let p = place(&[(&s0[..], false, 5), (&s1[..], false, 1)], &[1, 2, 3, 4]).unwrap();
+    fn no_free_slot_means_no_placement() {
+        assert_eq!(place(&[view(&[1, 2], true, 0, 0)], &[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn extends_the_free_slot_that_already_holds_the_prefix() {
+        let p = place(
+            &[view(&[9, 9], false, 1, 0), view(&[1, 2, 3], false, 5, 0)],
+            &[1, 2, 3, 4],
+        )
+        .unwrap();
         assert_eq!(
             p,
             Placement {
@@ -135,11 +163,9 @@ mod tests {
     }
 
     #[test]
-    fn shares_a_prefix_from_a_busy_slot() {
-        let busy = [1, 2, 3, 4, 5];
-        let free = [8];
+    fn shares_a_prefix_from_a_busy_slot_into_an_empty_one() {
         let p = place(
-            &[(&busy[..], true, 9), (&free[..], false, 1)],
+            &[view(&[1, 2, 3, 4, 5], true, 9, 0), view(&[], false, 1, 0)],
             &[1, 2, 3, 6],
         )
         .unwrap();
@@ -154,16 +180,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unrelated_prompt_does_not_overwrite_a_shared_prefix() {
+        // Slot 0 holds a system prompt that other requests reused; slot 1 a one-off prompt.
+        let shared = [1, 2, 3, 4, 5, 6];
+        let one_off = [1, 7, 7, 7, 7, 7, 7, 7];
+        let p = place(
+            &[view(&shared, false, 1, 3), view(&one_off, false, 9, 0)],
+            &[1, 8, 8],
+        )
+        .unwrap();
+        assert_eq!(p.target, 1);
+    }
+
+    #[test]
     fn leaves_one_token_to_compute_for_an_identical_prompt() {
-        let s = [1, 2, 3];
-        let p = place(&[(&s[..], false, 0)], &[1, 2, 3]).unwrap();
+        let p = place(&[view(&[1, 2, 3], false, 0, 0)], &[1, 2, 3]).unwrap();
         assert_eq!(p.reuse, 2);
     }
 
     #[test]
     fn takes_the_least_recently_used_of_equally_good_slots() {
-        let empty: [i32; 0] = [];
-        let p = place(&[(&empty[..], false, 7), (&empty[..], false, 3)], &[1, 2]).unwrap();
+        let p = place(&[view(&[], false, 7, 0), view(&[], false, 3, 0)], &[1, 2]).unwrap();
         assert_eq!((p.target, p.reuse), (1, 0));
     }
 }
