@@ -111,13 +111,15 @@ impl Scope {
         }
     }
 
-    /// Up to `k` candidates, most similar first, as (slot id, similarity).
+    /// Up to `k` candidates, most similar first, as (slot id, similarity). Entries embedded
+    /// with a different number of dimensions are skipped: they were reloaded from the store
+    /// after the embedding model changed, and their dot product with this vector means nothing.
     fn nearest(&self, vector: &[f32], k: usize, now: Instant) -> Vec<(usize, f32)> {
         let alive = |id: usize| {
             self.slots
                 .get(id)
                 .and_then(Option::as_ref)
-                .is_some_and(|s| s.expires > now)
+                .is_some_and(|s| s.expires > now && s.vector.len() == vector.len())
         };
         let mut found: Vec<(usize, f32)> = match &self.graph {
             Some(graph) => {
@@ -360,5 +362,44 @@ impl SemanticIndex {
                 _ => false,
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(question: &str) -> Arc<CachedEntry> {
+        Arc::new(CachedEntry {
+            response: serde_json::json!({}),
+            tenant: "acme".into(),
+            model: "small".into(),
+            model_used: "small".into(),
+            provider: "p".into(),
+            cost_usd: 0.0,
+            prompt_tokens: 1,
+            completion_tokens: 1,
+            tags: Vec::new(),
+            documents: Vec::new(),
+            question: question.into(),
+            created_ms: 0,
+        })
+    }
+
+    #[test]
+    fn entries_of_another_dimension_are_never_candidates() {
+        let index = SemanticIndex::new(10);
+        let (scope, key) = (CacheKey([1; 32]), CacheKey([2; 32]));
+        let q = "How do I reset my password?";
+        let ttl = Duration::from_secs(60);
+        index.insert(scope, key, vec![1.0, 0.0], entry(q), ttl);
+        assert!(matches!(
+            index.lookup(&scope, q, &[1.0, 0.0, 0.0], 0.5),
+            SemanticLookup::Miss
+        ));
+        assert!(matches!(
+            index.lookup(&scope, q, &[1.0, 0.0], 0.5),
+            SemanticLookup::Hit { .. }
+        ));
     }
 }

@@ -95,7 +95,11 @@ pub async fn build_from(
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| StartError::Http(e.to_string()))?;
-    let cache = crate::stages::cache::CacheStores::build(&config).map_err(StartError::Config)?;
+    let cache = Arc::new(
+        crate::stages::cache::CacheStores::build(&config, store.clone())
+            .map_err(StartError::Config)?,
+    );
+    cache.restore(&config.cache).await;
     let runtime = build_runtime(config, &store, &state, &http).await?;
     let app = Arc::new(AppState {
         runtime: ArcSwap::from_pointee(runtime),
@@ -107,9 +111,10 @@ pub async fn build_from(
         shutting_down: AtomicBool::new(false),
         config_path,
         http,
-        cache: Arc::new(cache),
+        cache,
     });
     spawn_background(&app);
+    app.cache.spawn_purge();
     Ok(Gateway {
         state: app,
         admin_key_source,

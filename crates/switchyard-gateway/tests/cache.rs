@@ -346,3 +346,52 @@ async fn replicas_share_exact_hits_through_redis() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test]
+async fn semantic_entries_survive_a_restart_and_invalidated_ones_stay_gone() {
+    let gw = start("").await;
+    let store_url = format!("sqlite://{}/switchyard.db", gw.dir.path().display());
+    let (first, original) = send(&gw, ACME_KEY, ask("How do I reset my password?"), &[]).await;
+    assert_eq!(first, "miss");
+    let faq = [("x-switchyard-tags", "faq")];
+    send(&gw, ACME_KEY, ask("What are the opening hours?"), &faq).await;
+    settle().await;
+    let stored = |gw: &TestGateway| {
+        let store = gw.state.store.clone();
+        async move { store.load_cache_entries(0, 100).await.unwrap().len() }
+    };
+    assert_eq!(stored(&gw).await, 2, "both answers were persisted");
+    let resp = gw
+        .admin(
+            reqwest::Method::POST,
+            "/admin/cache/invalidate",
+            ADMIN_KEY,
+            Some(json!({"tag": "faq"})),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        stored(&gw).await,
+        1,
+        "the invalidated answer left the store"
+    );
+    let (mock, dir) = gw.shutdown().await;
+
+    // A new process on the same database and upstream.
+    let gw = TestGateway::start_full(dir, mock, &store_url, &cache_config("")).await;
+    let calls = gw.mock.calls("gpt-4o-mini");
+    let (outcome, para) = send(&gw, ACME_KEY, ask("How can I reset my password?"), &[]).await;
+    assert_eq!(outcome, "hit-semantic");
+    assert_eq!(answer(&para), answer(&original));
+    let (outcome, same) = send(&gw, ACME_KEY, ask("How do I reset my password?"), &[]).await;
+    assert_eq!(outcome, "hit-exact");
+    assert_eq!(answer(&same), answer(&original));
+    assert_eq!(
+        gw.mock.calls("gpt-4o-mini"),
+        calls,
+        "both answered from the restored cache"
+    );
+    let (outcome, _) = send(&gw, ACME_KEY, ask("What are the opening hours?"), &faq).await;
+    assert_eq!(outcome, "miss", "an invalidated answer is not resurrected");
+    gw.shutdown().await;
+}

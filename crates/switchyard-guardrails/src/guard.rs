@@ -5,6 +5,7 @@
 //! (whitespace, punctuation, markdown) is a separator. So `**You are** a helpful…` and
 //! `you are a helpful` compare equal.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use rand::rngs::OsRng;
@@ -140,12 +141,13 @@ impl SystemPromptGuard {
     }
 
     pub fn stream(&self) -> StreamLeakGuard<'_> {
-        StreamLeakGuard {
-            guard: self,
-            window: String::new(),
-            matched: HashSet::new(),
-            leak: None,
-        }
+        StreamLeakGuard::over(Cow::Borrowed(self))
+    }
+
+    /// A stream check that owns the guard, for holders that cannot borrow it: an async response
+    /// body must be `'static`, and a relay with several choices needs one check per choice.
+    pub fn into_stream(self) -> StreamLeakGuard<'static> {
+        StreamLeakGuard::over(Cow::Owned(self))
     }
 
     fn check(&self, text: &str, final_: bool, matched: &mut HashSet<u64>) -> Option<LeakEvidence> {
@@ -191,13 +193,22 @@ pub struct StreamCheck {
 /// and at least the canary's byte length minus one, so neither a full verbatim run nor the
 /// canary ever reaches the client. Once a leak is reported, nothing more is emitted.
 pub struct StreamLeakGuard<'g> {
-    guard: &'g SystemPromptGuard,
+    guard: Cow<'g, SystemPromptGuard>,
     window: String,
     matched: HashSet<u64>,
     leak: Option<LeakEvidence>,
 }
 
-impl StreamLeakGuard<'_> {
+impl<'g> StreamLeakGuard<'g> {
+    fn over(guard: Cow<'g, SystemPromptGuard>) -> Self {
+        StreamLeakGuard {
+            guard,
+            window: String::new(),
+            matched: HashSet::new(),
+            leak: None,
+        }
+    }
+
     pub fn push(&mut self, chunk: &str) -> StreamCheck {
         if self.leak.is_some() {
             return self.leaked();
@@ -413,6 +424,16 @@ mod tests {
             assert_eq!(leak, Some(LeakEvidence::VerbatimRun { words: 8 }));
             assert!(!out.contains("within one"), "emitted {out:?}");
         }
+    }
+
+    #[test]
+    fn owned_stream_behaves_like_a_borrowed_one() {
+        let g = guard();
+        let answer = "Well, escalate fraud reports to the security team within one hour.";
+        let mut s = g.clone().into_stream();
+        let r = s.push(answer);
+        assert_eq!(r.leak, Some(LeakEvidence::VerbatimRun { words: 8 }));
+        assert_eq!(r.emit, "");
     }
 
     #[test]

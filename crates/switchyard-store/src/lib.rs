@@ -1,5 +1,5 @@
-//! Durable request log, API-key and tenant store, audit log and spend ledger
-//! for Switchyard.
+//! Durable request log, API-key and tenant store, audit log, spend ledger and
+//! persisted semantic-cache entries for Switchyard.
 //!
 //! SQLite is the zero-configuration default; PostgreSQL is for production.
 //! [`RequestLog`] sits in front of either and batches writes off the request
@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 mod audit;
+mod cache;
 mod keys;
 mod postgres;
 mod record;
@@ -25,6 +26,7 @@ mod sqlite;
 mod writer;
 
 pub use audit::AuditEvent;
+pub use cache::{CacheEntryFilter, CacheEntryRecord};
 pub use keys::{ApiKeyRecord, TenantRecord};
 pub use postgres::PostgresStore;
 pub use record::RequestRecord;
@@ -66,7 +68,8 @@ impl StoreError {
     }
 }
 
-/// A durable home for request records, API keys, tenants and the audit log.
+/// A durable home for request records, API keys, tenants, the audit log and
+/// semantic-cache entries.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `"sqlite"` or `"postgres"`.
@@ -126,6 +129,21 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes every request of end user `user` (rollups hold no user).
     /// Returns the number deleted.
     async fn delete_user_requests(&self, user: &str) -> Result<u64, StoreError>;
+
+    /// Inserts or replaces (by `key`) semantic-cache entries in one
+    /// transaction; within a batch the last entry of a key wins.
+    async fn put_cache_entries(&self, batch: &[CacheEntryRecord]) -> Result<(), StoreError>;
+    /// Entries with `expires_ms > now_ms`, newest first (`created_ms`
+    /// descending, then key), at most `limit`.
+    async fn load_cache_entries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<CacheEntryRecord>, StoreError>;
+    /// Deletes the entries `filter` matches; returns how many.
+    async fn delete_cache_entries(&self, filter: &CacheEntryFilter) -> Result<u64, StoreError>;
+    /// Deletes entries with `expires_ms <= now_ms`; returns how many.
+    async fn purge_expired_cache_entries(&self, now_ms: i64) -> Result<u64, StoreError>;
 }
 
 /// Pool tuning shared by both backends. The defaults suit the gateway; tests

@@ -12,10 +12,11 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::record::{dedup_rows, RequestRow, REQUEST_COLUMNS};
 use crate::{
-    redact_url, ApiKeyRecord, AuditEvent, CostFilter, RequestRecord, SpendQuery, SpendRow, Store,
-    StoreError, StoreOptions, TenantRecord,
+    redact_url, ApiKeyRecord, AuditEvent, CacheEntryFilter, CacheEntryRecord, CostFilter,
+    RequestRecord, SpendQuery, SpendRow, Store, StoreError, StoreOptions, TenantRecord,
 };
 
+mod cache;
 mod keys;
 mod ledger;
 mod schema;
@@ -335,6 +336,26 @@ impl Store for SqliteStore {
 
     async fn delete_user_requests(&self, user: &str) -> Result<u64, StoreError> {
         self.delete_user(user).await
+    }
+
+    async fn put_cache_entries(&self, batch: &[CacheEntryRecord]) -> Result<(), StoreError> {
+        self.cache_put(batch).await
+    }
+
+    async fn load_cache_entries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<CacheEntryRecord>, StoreError> {
+        self.cache_load(now_ms, limit).await
+    }
+
+    async fn delete_cache_entries(&self, filter: &CacheEntryFilter) -> Result<u64, StoreError> {
+        self.cache_delete(filter).await
+    }
+
+    async fn purge_expired_cache_entries(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.cache_purge(now_ms).await
     }
 }
 

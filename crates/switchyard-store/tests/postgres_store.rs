@@ -179,6 +179,11 @@ async fn postgres_delete_user() {
     with_schema(|_, _, store| common::ledger::delete_user_suite(store)).await;
 }
 
+#[tokio::test]
+async fn postgres_cache_entries() {
+    with_schema(|_, _, store| common::cache::cache_suite(store)).await;
+}
+
 /// The schema and one row of each table exactly as the first release wrote
 /// them.
 const OLD_SCHEMA: &[&str] = &[

@@ -179,6 +179,33 @@ async fn sqlite_delete_user() {
     common::ledger::delete_user_suite(file_store(&dir, "u.db").await.1).await;
 }
 
+#[tokio::test]
+async fn sqlite_cache_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    common::cache::cache_suite(file_store(&dir, "c.db").await.1).await;
+}
+
+#[tokio::test]
+async fn sqlite_cache_entries_in_memory() {
+    common::cache::cache_suite(connect("sqlite::memory:").await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn cache_entries_survive_reopening_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, store) = file_store(&dir, "reopen.db").await;
+    store.migrate().await.unwrap();
+    let e = common::cache::entry("kept", "acme", "small", 7);
+    store
+        .put_cache_entries(std::slice::from_ref(&e))
+        .await
+        .unwrap();
+    drop(store);
+    let store = connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(store.load_cache_entries(0, 10).await.unwrap(), vec![e]);
+}
+
 /// The schema and one row of each table exactly as the first release wrote
 /// them.
 const OLD_SCHEMA: &[&str] = &[

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchyard_store::{
-    connect, connect_lazy_with, ApiKeyRecord, AuditEvent, CostFilter, RequestLog, RequestRecord,
-    SpendQuery, SpendRow, Store, StoreError, StoreOptions, TenantRecord, WriterOptions,
+    connect, connect_lazy_with, ApiKeyRecord, AuditEvent, CacheEntryFilter, CacheEntryRecord,
+    CostFilter, RequestLog, RequestRecord, SpendQuery, SpendRow, Store, StoreError, StoreOptions,
+    TenantRecord, WriterOptions,
 };
 
 async fn sqlite_store(dir: &Path, name: &str) -> Arc<dyn Store> {
@@ -287,6 +288,22 @@ impl Store for Flaky {
     }
     async fn delete_user_requests(&self, user: &str) -> Result<u64, StoreError> {
         self.inner.delete_user_requests(user).await
+    }
+    async fn put_cache_entries(&self, batch: &[CacheEntryRecord]) -> Result<(), StoreError> {
+        self.inner.put_cache_entries(batch).await
+    }
+    async fn load_cache_entries(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<CacheEntryRecord>, StoreError> {
+        self.inner.load_cache_entries(now_ms, limit).await
+    }
+    async fn delete_cache_entries(&self, filter: &CacheEntryFilter) -> Result<u64, StoreError> {
+        self.inner.delete_cache_entries(filter).await
+    }
+    async fn purge_expired_cache_entries(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.inner.purge_expired_cache_entries(now_ms).await
     }
 }
 

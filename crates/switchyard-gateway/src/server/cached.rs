@@ -14,7 +14,7 @@ use switchyard_guardrails::Vault;
 use super::{fail, header_value, ApiError, AppState};
 use crate::requestlog::RequestContext;
 use crate::stages::cache::CacheHit;
-use crate::stages::guardrails::restore_response;
+use crate::stages::guardrails::{restore_response, LeakGuard};
 
 pub(super) fn respond(
     app: &AppState,
@@ -22,6 +22,7 @@ pub(super) fn respond(
     req: &ChatCompletionRequest,
     hit: CacheHit,
     vault: &Vault,
+    leak: Option<&mut LeakGuard>,
 ) -> Response {
     let mut resp: ChatCompletionResponse = match serde_json::from_value(hit.entry.response.clone())
     {
@@ -38,6 +39,13 @@ pub(super) fn respond(
             )
         }
     };
+    // Leaks are never stored, but an entry written while the guard was off may still leak.
+    if let Some(guard) = leak {
+        if guard.screen_response(&mut ctx, &mut resp) && guard.blocks() {
+            ctx.set_cache(hit.outcome.as_str());
+            return fail(ctx, super::chat::leak_error());
+        }
+    }
     restore_response(vault, &mut resp);
     let usage = resp.usage.unwrap_or_default();
     ctx.set_cached_route(&hit.entry.model_used, &hit.entry.provider, usage);

@@ -12,7 +12,7 @@ use super::{admit, cached, fail, header_value, stream, ApiError, AppState};
 use crate::requestlog::{estimate_tokens, RequestContext};
 use crate::stages::cache::CacheOutcome;
 use crate::stages::call::CallOutcome;
-use crate::stages::guardrails::restore_response;
+use crate::stages::guardrails::{restore_response, LEAK_CODE, LEAK_MESSAGE};
 use crate::stages::routing::ModelEntry;
 use switchyard_guardrails::Vault;
 
@@ -53,13 +53,33 @@ pub async fn chat_completions(
     {
         return fail(ctx, e.into());
     }
-    let vault = match rt.guardrails.as_ref().map(|g| g.screen(&mut req.messages)) {
-        None => Vault::new(),
+    let (vault, findings) = match rt.guardrails.as_ref().map(|g| g.screen(&mut req.messages)) {
+        None => (Vault::new(), Vec::new()),
         Some(Ok(screened)) => {
-            ctx.set_guardrail_findings(screened.findings);
-            screened.vault
+            ctx.set_guardrail_findings(screened.findings.clone());
+            (screened.vault, screened.findings)
         }
         Some(Err(blocked)) => return fail(ctx, blocked.into()),
+    };
+    let leak_guard = rt
+        .guardrails
+        .as_ref()
+        .map(|g| g.leak_guard(&req.messages, &findings));
+    let mut leak = match leak_guard {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(guard))) => Some(guard),
+        // Without the OS RNG there is no secret canary; refusing beats an unguarded answer.
+        Some(Err(e)) => {
+            return fail(
+                ctx,
+                ApiError::new(
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "guardrail_unavailable",
+                    format!("the system_prompt_leak guardrail could not be armed: {e}"),
+                ),
+            )
+        }
     };
     let mut cache_plan =
         match app
@@ -71,7 +91,7 @@ pub async fn chat_completions(
         };
     if let Some(cp) = cache_plan.as_mut() {
         if let Some(hit) = app.cache.lookup(&rt, cp).await {
-            return cached::respond(&app, ctx, &req, hit, &vault);
+            return cached::respond(&app, ctx, &req, hit, &vault, leak.as_mut());
         }
         let outcome = if cp.is_lookup() {
             CacheOutcome::Miss
@@ -81,8 +101,13 @@ pub async fn chat_completions(
         ctx.set_cache(outcome.as_str());
         app.cache.record(&principal.tenant, &tags, outcome, 0.0);
     }
+    // After the cache lookup: the canary is random per request and must not change the key.
+    if let Some(guard) = &leak {
+        guard.inject(&mut req.messages);
+    }
     if req.is_stream() {
-        return stream::respond(app.clone(), rt, ctx, req, plan, vault, cache_plan).await;
+        let guards = stream::AnswerGuards { vault, leak };
+        return stream::respond(app.clone(), rt, ctx, req, plan, guards, cache_plan).await;
     }
 
     let req = Arc::new(req);
@@ -108,7 +133,18 @@ pub async fn chat_completions(
     ctx.mark_first_token();
     let usage = resp.usage.unwrap_or_else(|| estimated_usage(&req, &resp));
     ctx.set_usage(&model, usage);
-    if let Some(cp) = cache_plan {
+    // Before the cache store: a leaking answer is never stored, whatever the mode.
+    let leaked = match leak.as_mut() {
+        Some(guard) => {
+            let leaked = guard.screen_response(&mut ctx, &mut resp);
+            if leaked && guard.blocks() {
+                return fail(ctx, leak_error());
+            }
+            leaked
+        }
+        None => false,
+    };
+    if let Some(cp) = cache_plan.filter(|_| !leaked) {
         // Stored as the upstream answered: still redacted, so the cache never holds raw PII.
         cached::store_later(
             &app,
@@ -143,6 +179,17 @@ pub async fn chat_completions(
     }
     ctx.finish_ok(200);
     response
+}
+
+/// The answer exists but is refused: a 400 like the input guardrails' blocks, since the request
+/// (its system prompt plus what it asked for) is what produced the leak.
+pub(super) fn leak_error() -> ApiError {
+    ApiError::new(
+        http::StatusCode::BAD_REQUEST,
+        "guardrail_blocked",
+        LEAK_CODE,
+        LEAK_MESSAGE,
+    )
 }
 
 fn validate(req: &ChatCompletionRequest) -> Result<(), ApiError> {

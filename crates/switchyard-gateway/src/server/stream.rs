@@ -1,6 +1,8 @@
 //! Streaming chat: the call stage waits for the upstream's first event before committing to a
 //! model (so fallbacks still work for streams), then chunks are relayed as SSE while usage and
-//! time-to-first-token are collected for the request log.
+//! time-to-first-token are collected for the request log. On the way out each choice's text
+//! passes the system-prompt leak check (when armed) and then placeholder restoration; both hold
+//! back only the tail a match could still span.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,13 +17,21 @@ use switchyard_api::{
 };
 use switchyard_providers::{ChunkStream, ProviderError};
 
-use super::chat::route_headers;
+use super::chat::{leak_error, route_headers};
 use super::{cached, fail, now_ms, AppState, Runtime};
 use crate::requestlog::{estimate_tokens, RequestContext};
 use crate::stages::cache::CachePlan;
-use crate::stages::guardrails::StreamRestore;
+use crate::stages::guardrails::{LeakGuard, LeakStream, StreamRestore};
 use crate::stages::routing::ModelEntry;
 use switchyard_guardrails::Vault;
+
+/// What the guardrails need on the way back to the client.
+pub(super) struct AnswerGuards {
+    /// Redacted values to put back into the answer.
+    pub vault: Vault,
+    /// The system-prompt leak check, when armed for this request.
+    pub leak: Option<LeakGuard>,
+}
 
 pub(super) async fn respond(
     app: Arc<AppState>,
@@ -29,9 +39,10 @@ pub(super) async fn respond(
     mut ctx: RequestContext,
     req: ChatCompletionRequest,
     plan: Vec<Arc<ModelEntry>>,
-    vault: Vault,
+    guards: AnswerGuards,
     cache_plan: Option<CachePlan>,
 ) -> Response {
+    let AnswerGuards { vault, leak } = guards;
     let req = Arc::new(req);
     let result = rt
         .caller
@@ -85,6 +96,10 @@ pub(super) async fn respond(
         completion_chars: 0,
         usage: None,
         restore: (!vault.is_empty()).then(|| (vault, Vec::new())),
+        leak: leak.map(|guard| LeakRelay {
+            guard,
+            streams: Vec::new(),
+        }),
         fill: cache_plan.map(|plan| CacheFill {
             app,
             plan,
@@ -115,8 +130,30 @@ struct Relay {
     usage: Option<Usage>,
     /// Redacted values to put back, with one restorer per choice index.
     restore: Option<(Vault, Vec<StreamRestore>)>,
+    /// The system-prompt leak check, run before restoration (it compares redacted text with the
+    /// redacted prompt the upstream saw).
+    leak: Option<LeakRelay>,
     /// A cache miss being recorded: the answer is stored once the stream ends normally.
     fill: Option<CacheFill>,
+}
+
+struct LeakRelay {
+    guard: LeakGuard,
+    /// One check per choice index; a list, not a vector indexed by the upstream's number.
+    streams: Vec<(u32, LeakStream)>,
+}
+
+impl LeakRelay {
+    fn stream_for(&mut self, index: u32) -> &mut LeakStream {
+        match self.streams.iter().position(|(i, _)| *i == index) {
+            Some(p) => &mut self.streams[p].1,
+            None => {
+                self.streams.push((index, self.guard.stream()));
+                let last = self.streams.len() - 1;
+                &mut self.streams[last].1
+            }
+        }
+    }
 }
 
 struct CacheFill {
@@ -197,6 +234,9 @@ impl Relay {
                     if let Some(fill) = self.fill.as_mut() {
                         fill.observe(&chunk);
                     }
+                    if self.screen_leaks(&mut chunk) {
+                        return Some(self.block());
+                    }
                     self.restore_placeholders(&mut chunk);
                     let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
                     if !self.wants_usage {
@@ -211,6 +251,98 @@ impl Relay {
                 None => return Some(self.finish()),
             }
         }
+    }
+
+    /// Runs each choice's text through its leak check, which holds back what a match could
+    /// still span. True when the answer must be stopped (a leak in `block` mode).
+    fn screen_leaks(&mut self, chunk: &mut ChatCompletionChunk) -> bool {
+        let Some(leak) = &mut self.leak else {
+            return false;
+        };
+        let block = leak.guard.blocks();
+        for choice in &mut chunk.choices {
+            let stream = leak.stream_for(choice.index);
+            let mut found = None;
+            if let Some(text) = &mut choice.delta.content {
+                let step = stream.push(text, block);
+                *text = step.emit;
+                found = step.leak;
+            }
+            if choice.finish_reason.is_some() {
+                let step = stream.finish(block);
+                if !step.emit.is_empty() {
+                    choice
+                        .delta
+                        .content
+                        .get_or_insert_with(String::new)
+                        .push_str(&step.emit);
+                }
+                found = found.or(step.leak);
+            }
+            if let Some(evidence) = found {
+                if let Some(ctx) = self.ctx.as_mut() {
+                    leak.guard.record(ctx, choice.index, &evidence, true);
+                }
+                // Detect mode delivers the answer but never caches it.
+                if let Some(fill) = self.fill.as_mut() {
+                    fill.cacheable = false;
+                }
+                if block {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// The upstream ended without a finish_reason: release (or judge) what the leak checks still
+    /// hold. `None` when that tail leaks in `block` mode.
+    fn flush_leaks(&mut self) -> Option<Vec<ChatCompletionChunk>> {
+        let Some(leak) = &mut self.leak else {
+            return Some(Vec::new());
+        };
+        let block = leak.guard.blocks();
+        let mut chunks = Vec::new();
+        for (index, stream) in &mut leak.streams {
+            let step = stream.finish(block);
+            if let Some(evidence) = &step.leak {
+                if let Some(ctx) = self.ctx.as_mut() {
+                    leak.guard.record(ctx, *index, evidence, true);
+                }
+                if let Some(fill) = self.fill.as_mut() {
+                    fill.cacheable = false;
+                }
+                if block {
+                    return None;
+                }
+            }
+            if !step.emit.is_empty() {
+                chunks.push(content_chunk(&self.model.name, *index, step.emit));
+            }
+        }
+        Some(chunks)
+    }
+
+    /// A leak in `block` mode: no more content, and an error object as the last event, as
+    /// `fail` does for upstream errors (the 200 status is long gone).
+    fn block(&mut self) -> Bytes {
+        let err = leak_error();
+        self.fill = None;
+        if let Some(mut ctx) = self.ctx.take() {
+            // The upstream produced (and billed) the tokens even though the client never sees
+            // them, so the log carries their cost.
+            let usage = self.usage.unwrap_or_else(|| self.estimated_usage());
+            ctx.set_usage(&self.model, usage);
+            ctx.finish_err(err.status.as_u16(), err.code, &err.message);
+        }
+        sse_json(&err.body())
+    }
+
+    fn estimated_usage(&self) -> Usage {
+        Usage::new(
+            estimate_tokens(self.prompt_chars),
+            estimate_tokens(self.completion_chars),
+        )
     }
 
     /// Puts redacted values back into the chunk's text, holding back a possible partial
@@ -243,31 +375,27 @@ impl Relay {
 
     fn finish(&mut self) -> Bytes {
         let mut out = Vec::new();
-        // A stream that ended without a finish_reason may still hold a restorer tail.
+        // A stream that ended without a finish_reason may still hold a leak-check tail, which
+        // then goes through restoration like any other text.
+        let Some(tails) = self.flush_leaks() else {
+            return self.block();
+        };
+        for mut chunk in tails {
+            self.restore_placeholders(&mut chunk);
+            out.extend_from_slice(&sse_json(&chunk));
+        }
+        // ...and a restorer tail.
         if let Some((vault, restorers)) = &mut self.restore {
             for (i, r) in restorers.iter_mut().enumerate() {
                 let rest = r.finish(vault);
                 if !rest.is_empty() {
-                    let delta = switchyard_api::Delta {
-                        content: Some(rest),
-                        ..Default::default()
-                    };
-                    let mut chunk =
-                        ChatCompletionChunk::new("", &self.model.name, 0).with_delta(delta, None);
-                    if let Some(c) = chunk.choices.first_mut() {
-                        c.index = i as u32;
-                    }
+                    let chunk = content_chunk(&self.model.name, i as u32, rest);
                     out.extend_from_slice(&sse_json(&chunk));
                 }
             }
         }
         let estimated = self.usage.is_none();
-        let usage = self.usage.unwrap_or_else(|| {
-            Usage::new(
-                estimate_tokens(self.prompt_chars),
-                estimate_tokens(self.completion_chars),
-            )
-        });
+        let usage = self.usage.unwrap_or_else(|| self.estimated_usage());
         if estimated && self.wants_usage {
             // The client asked for usage and the upstream gave none: send our estimate.
             let mut chunk = ChatCompletionChunk::new("", &self.model.name, 0);
@@ -297,6 +425,19 @@ impl Relay {
         let body = ErrorBody::new(message, "upstream_error", e.class().as_str());
         sse_json(&body)
     }
+}
+
+/// A chunk carrying only `text` for choice `index`.
+fn content_chunk(model: &str, index: u32, text: String) -> ChatCompletionChunk {
+    let delta = switchyard_api::Delta {
+        content: Some(text),
+        ..Default::default()
+    };
+    let mut chunk = ChatCompletionChunk::new("", model, 0).with_delta(delta, None);
+    if let Some(c) = chunk.choices.first_mut() {
+        c.index = index;
+    }
+    chunk
 }
 
 fn chunk_chars(chunk: &ChatCompletionChunk) -> usize {

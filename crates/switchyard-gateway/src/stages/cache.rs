@@ -5,6 +5,10 @@
 //! enabled, the semantic layer: the last user message is embedded and compared with earlier
 //! questions asked in the same context, and a candidate is served only when the verifier agrees.
 //! Stores happen after the response is sent, off the request's path.
+//!
+//! Semantic entries are also written to the store, so a restarted gateway (or a new replica)
+//! rebuilds its index from them at start instead of starting cold; invalidation deletes them
+//! there too, and expired rows are purged hourly.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,6 +23,7 @@ use switchyard_cache::{
     exact_key, is_deterministic, parse_documents, semantic_parts, CacheKey, CachedEntry,
     ExactStore, Selector, SemanticIndex, SemanticLookup, DEFAULT_MIN_SIMILARITY,
 };
+use switchyard_store::{CacheEntryFilter, CacheEntryRecord, Store};
 
 use crate::config::{CacheConfig, Config};
 use crate::server::{now_ms, ApiError, Runtime};
@@ -27,8 +32,13 @@ use crate::server::{now_ms, ApiError, Runtime};
 pub struct CacheStores {
     pub exact: ExactStore,
     pub semantic: SemanticIndex,
+    /// Where semantic entries outlive the process.
+    store: Arc<dyn Store>,
     stats: Mutex<HashMap<(String, String), CacheStats>>,
 }
+
+/// How often expired persisted entries are deleted.
+const PURGE_INTERVAL: Duration = Duration::from_secs(3_600);
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct CacheStats {
@@ -126,7 +136,7 @@ fn is_time_sensitive(text: &str) -> bool {
 
 impl CacheStores {
     /// Redis when `[state] url` is a Redis URL (shared by replicas), in-process otherwise.
-    pub fn build(config: &Config) -> Result<Self, String> {
+    pub fn build(config: &Config, store: Arc<dyn Store>) -> Result<Self, String> {
         let c = &config.cache;
         let exact = match config.state.url.as_deref() {
             Some(url) if url.starts_with("redis://") => {
@@ -137,8 +147,47 @@ impl CacheStores {
         Ok(Self {
             exact,
             semantic: SemanticIndex::new(c.max_entries as usize),
+            store,
             stats: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Refills the semantic index (and an in-process exact layer) from the persisted entries:
+    /// the newest unexpired ones, up to `max_entries`, each with the TTL it has left. A store
+    /// error only costs the warm start, so it is logged. Returns how many were loaded.
+    pub async fn restore(&self, config: &CacheConfig) -> usize {
+        if !semantic_anywhere(config) {
+            return 0;
+        }
+        let now = now_ms();
+        let limit = u32::try_from(config.max_entries).unwrap_or(u32::MAX);
+        let rows = match self.store.load_cache_entries(now, limit).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not load the persisted semantic cache; starting empty");
+                return 0;
+            }
+        };
+        // Redis keeps its own entries; only an in-process exact layer starts empty.
+        let refill_exact = self.exact.backend() == "memory";
+        let (mut loaded, mut skipped) = (0usize, 0usize);
+        // Oldest first: the index evicts in insertion order, so the oldest must go first.
+        for row in rows.into_iter().rev() {
+            let Some((scope, key, vector, entry, ttl)) = restored(row, now) else {
+                skipped += 1;
+                continue;
+            };
+            if refill_exact {
+                self.exact.put(key, entry.clone(), ttl).await;
+            }
+            self.semantic.insert(scope, key, vector, entry, ttl);
+            loaded += 1;
+        }
+        if skipped > 0 {
+            tracing::warn!(skipped, "ignored unreadable persisted cache entries");
+        }
+        tracing::info!(loaded, "semantic cache entries restored from the store");
+        loaded
     }
 
     /// Decides whether and how this request uses the cache. `None`: the cache is off for it.
@@ -290,6 +339,7 @@ impl CacheStores {
             return;
         };
         let usage = resp.usage.unwrap_or_default();
+        let created_ms = now_ms().max(0);
         let entry = Arc::new(CachedEntry {
             response,
             tenant: plan.tenant.clone(),
@@ -306,7 +356,7 @@ impl CacheStores {
                 .as_ref()
                 .map(|(_, q)| q.clone())
                 .unwrap_or_default(),
-            created_ms: now_ms().max(0) as u64,
+            created_ms: created_ms as u64,
         });
         self.exact.put(plan.key, entry.clone(), plan.ttl).await;
         if let Some((scope, question)) = plan.semantic.take() {
@@ -315,8 +365,15 @@ impl CacheStores {
                 None => embed(rt, &question).await,
             };
             if let Some(vector) = vector {
+                let record = persisted(scope, plan.key, &vector, &entry, created_ms, plan.ttl);
                 self.semantic
                     .insert(scope, plan.key, vector, entry, plan.ttl);
+                // Already off the request path; a failed write only loses the warm start.
+                if let Some(record) = record {
+                    if let Err(e) = self.store.put_cache_entries(&[record]).await {
+                        tracing::warn!(error = %e, "could not persist a semantic cache entry");
+                    }
+                }
             }
         }
     }
@@ -366,8 +423,91 @@ impl CacheStores {
             .await
             .map_err(|e| e.to_string())?;
         let semantic = self.semantic.invalidate(selector);
+        // The persisted copies too, or the next start would bring the answers back.
+        let filter = CacheEntryFilter {
+            tenant: selector.tenant.clone(),
+            model: selector.model.clone(),
+            tag: selector.tag.clone(),
+            document: selector.document.clone(),
+            below_version: selector.below_version,
+        };
+        self.store
+            .delete_cache_entries(&filter)
+            .await
+            .map_err(|e| format!("store: {e}"))?;
         Ok((exact, semantic))
     }
+
+    /// Deletes expired persisted entries every hour (the first time at start), for as long as
+    /// the cache is alive.
+    pub fn spawn_purge(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PURGE_INTERVAL);
+            loop {
+                tick.tick().await;
+                let Some(cache) = weak.upgrade() else { break };
+                match cache.store.purge_expired_cache_entries(now_ms()).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "expired cache entries purged"),
+                    Err(e) => tracing::warn!(error = %e, "could not purge expired cache entries"),
+                }
+            }
+        });
+    }
+}
+
+/// Whether any tenant or model may use the semantic layer (overrides can turn it on for a few).
+fn semantic_anywhere(c: &CacheConfig) -> bool {
+    let enabled = c.enabled || c.overrides.iter().any(|o| o.enabled == Some(true));
+    let semantic = c.semantic || c.overrides.iter().any(|o| o.semantic == Some(true));
+    enabled && semantic
+}
+
+/// The store's form of a semantic entry; `None` (not persisted) if it cannot be encoded.
+fn persisted(
+    scope: CacheKey,
+    key: CacheKey,
+    vector: &[f32],
+    entry: &CachedEntry,
+    created_ms: i64,
+    ttl: Duration,
+) -> Option<CacheEntryRecord> {
+    let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+    Some(CacheEntryRecord {
+        key: key.to_hex(),
+        scope: scope.to_hex(),
+        tenant: entry.tenant.clone(),
+        model: entry.model.clone(),
+        tags: entry.tags.clone(),
+        documents: entry.documents.clone(),
+        entry: serde_json::to_value(entry).ok()?,
+        embedding: vector.to_vec(),
+        created_ms,
+        expires_ms: created_ms.saturating_add(ttl_ms),
+    })
+}
+
+type Restored = (CacheKey, CacheKey, Vec<f32>, Arc<CachedEntry>, Duration);
+
+/// A persisted entry ready for the index, with the TTL it has left; `None` if it is unreadable
+/// or already expired.
+fn restored(row: CacheEntryRecord, now: i64) -> Option<Restored> {
+    let key_of = |hex_key: &str| -> Option<CacheKey> {
+        let bytes: [u8; 32] = hex::decode(hex_key).ok()?.try_into().ok()?;
+        Some(CacheKey(bytes))
+    };
+    let left = u64::try_from(row.expires_ms.checked_sub(now)?)
+        .ok()
+        .filter(|ms| *ms > 0 && !row.embedding.is_empty())?;
+    let entry: CachedEntry = serde_json::from_value(row.entry).ok()?;
+    Some((
+        key_of(&row.scope)?,
+        key_of(&row.key)?,
+        row.embedding,
+        Arc::new(entry),
+        Duration::from_millis(left),
+    ))
 }
 
 /// The question's embedding from the configured embedding model; `None` (semantic layer

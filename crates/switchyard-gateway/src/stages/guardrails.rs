@@ -3,6 +3,11 @@
 //! placeholders are put back into the answer for the caller, streamed or not, so the user sees
 //! their own data while the provider never does. Prompt-injection and jailbreak attempts in user
 //! and tool messages are scored and detected or blocked. Off unless `[guardrails]` turns it on.
+//! The one output check, system-prompt leakage, lives in `leak` and is armed here per request.
+
+mod leak;
+
+pub use leak::{LeakGuard, LeakStep, LeakStream, LEAK_CODE, LEAK_MESSAGE, SYSTEM_PROMPT_LEAK};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
@@ -27,6 +32,10 @@ pub struct GuardrailsConfig {
     /// trained default, `switchyard_guardrails::DEFAULT_INJECTION_THRESHOLD`.
     #[serde(deserialize_with = "injection_threshold")]
     pub injection_threshold: Option<f32>,
+    /// Answers that repeat the system prompt (or its canary): `off`, `detect` or `block`,
+    /// streamed or not. `redact` is rejected: a leak cannot be cut out of an answer reliably.
+    #[serde(deserialize_with = "leak_action")]
+    pub system_prompt_leak: Action,
 }
 
 impl Default for GuardrailsConfig {
@@ -36,6 +45,7 @@ impl Default for GuardrailsConfig {
             secrets: Action::Off,
             injection: Action::Off,
             injection_threshold: None,
+            system_prompt_leak: Action::Off,
         }
     }
 }
@@ -47,6 +57,24 @@ fn injection_action<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error>
              redacted away; use \"off\", \"detect\" or \"block\"",
         )),
         a => Ok(a),
+    }
+}
+
+fn leak_action<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
+    // Read as a string so a typo gets an error naming the key, not just the enum's variants.
+    let value = String::deserialize(d)?;
+    match value.as_str() {
+        "off" => Ok(Action::Off),
+        "detect" => Ok(Action::Detect),
+        "block" => Ok(Action::Block),
+        "redact" => Err(serde::de::Error::custom(
+            "guardrails.system_prompt_leak = \"redact\" is not supported: a leaked system \
+             prompt cannot be cut out of an answer reliably; use \"off\", \"detect\" or \"block\"",
+        )),
+        other => Err(serde::de::Error::custom(format!(
+            "guardrails.system_prompt_leak = {other:?} is not valid: use \"off\", \"detect\" or \
+             \"block\""
+        ))),
     }
 }
 
@@ -76,6 +104,8 @@ pub struct InputGuardrails {
     /// PII and secrets, when either is on.
     pii: Option<(Scanner, Redactor)>,
     injection: Option<(InjectionDetector, Action)>,
+    /// Output check: `Off`, `Detect` or `Block`.
+    leak: Action,
 }
 
 /// What screening found (kinds, actions, scores — never the values) and the vault that can put
@@ -121,10 +151,34 @@ impl InputGuardrails {
                 Some((detector, action))
             }
         };
-        if pii.is_none() && injection.is_none() {
+        let leak = match cfg.system_prompt_leak {
+            // Config parsing rejects redact; should a caller build one in code, flag only.
+            Action::Redact => Action::Detect,
+            a => a,
+        };
+        if pii.is_none() && injection.is_none() && leak == Action::Off {
             return Ok(None);
         }
-        Ok(Some(Self { pii, injection }))
+        Ok(Some(Self {
+            pii,
+            injection,
+            leak,
+        }))
+    }
+
+    /// The system-prompt leak guard for this request, when `system_prompt_leak` is on and the
+    /// request has a system or developer message. Built from the screened messages, i.e. the
+    /// same (possibly redacted) prompt text the upstream sees. `input_findings` are carried so
+    /// the log keeps them when leak findings are added.
+    pub fn leak_guard(
+        &self,
+        messages: &[ChatMessage],
+        input_findings: &[Value],
+    ) -> Result<Option<LeakGuard>, GuardrailError> {
+        if self.leak == Action::Off {
+            return Ok(None);
+        }
+        leak::arm(self.leak, messages, input_findings.to_vec())
     }
 
     pub fn screen(&self, messages: &mut [ChatMessage]) -> Result<Screened, Blocked> {
@@ -414,5 +468,28 @@ mod tests {
         assert!(err.to_string().contains("guardrails.injection"), "{err}");
         let err = toml::from_str::<GuardrailsConfig>("injection_threshold = 1.5").unwrap_err();
         assert!(err.to_string().contains("injection_threshold"), "{err}");
+    }
+
+    #[test]
+    fn leak_config_accepts_off_detect_block_and_names_the_key_otherwise() {
+        let d = GuardrailsConfig::default();
+        assert_eq!(d.system_prompt_leak, Action::Off);
+        for (text, action) in [
+            ("off", Action::Off),
+            ("detect", Action::Detect),
+            ("block", Action::Block),
+        ] {
+            let c: GuardrailsConfig =
+                toml::from_str(&format!("system_prompt_leak = \"{text}\"")).unwrap();
+            assert_eq!(c.system_prompt_leak, action);
+        }
+        for bad in ["\"redact\"", "\"blok\"", "true"] {
+            let err = toml::from_str::<GuardrailsConfig>(&format!("system_prompt_leak = {bad}"))
+                .unwrap_err();
+            assert!(err.to_string().contains("system_prompt_leak"), "{err}");
+        }
+        // Only the leak guard on still builds the stage.
+        let c: GuardrailsConfig = toml::from_str("system_prompt_leak = \"detect\"").unwrap();
+        assert!(InputGuardrails::new(&c).unwrap().is_some());
     }
 }

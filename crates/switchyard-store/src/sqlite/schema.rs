@@ -119,6 +119,26 @@ fn later() -> Vec<String> {
         .into(),
         "CREATE INDEX IF NOT EXISTS request_rollups_tenant_idx ON request_rollups (tenant, day_ms)"
             .into(),
+        // Semantic-cache entries, reloaded at start; tags and documents are JSON arrays
+        // (documents of `[name, version]` pairs), the embedding little-endian f32s.
+        "CREATE TABLE IF NOT EXISTS cache_entries (
+            cache_key TEXT PRIMARY KEY NOT NULL,
+            scope_key TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            model TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            documents TEXT NOT NULL,
+            entry TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER NOT NULL
+        )"
+        .into(),
+        "CREATE INDEX IF NOT EXISTS cache_entries_created_idx ON cache_entries (created_ms DESC)"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS cache_entries_expires_idx ON cache_entries (expires_ms)".into(),
+        "CREATE INDEX IF NOT EXISTS cache_entries_tenant_idx ON cache_entries (tenant, model)"
+            .into(),
     ]
 }
 

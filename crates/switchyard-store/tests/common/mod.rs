@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cache;
 pub mod ledger;
 pub mod tenancy;
 

@@ -326,4 +326,10 @@ pub async fn after_upgrade(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(total, 0.5);
+    let cached = super::cache::entry("after-upgrade", "acme", "small", 1);
+    store
+        .put_cache_entries(std::slice::from_ref(&cached))
+        .await
+        .unwrap();
+    assert_eq!(store.load_cache_entries(0, 5).await.unwrap(), vec![cached]);
 }
