@@ -96,10 +96,20 @@ fn normalize_message(m: &ChatMessage) -> NormalizedMessage<'_> {
 
 /// The exact-cache key of a chat request, scoped by tenant.
 pub fn exact_key(tenant: &str, req: &ChatCompletionRequest) -> CacheKey {
+    key_with_messages(tenant, req, &req.messages)
+}
+
+/// The key of `req` as if its conversation were `messages`: the semantic layer keys a request's
+/// context (its conversation minus the question) without copying the request.
+fn key_with_messages(
+    tenant: &str,
+    req: &ChatCompletionRequest,
+    messages: &[ChatMessage],
+) -> CacheKey {
     let normalized = Normalized {
         tenant,
         model: &req.model,
-        messages: req.messages.iter().map(normalize_message).collect(),
+        messages: messages.iter().map(normalize_message).collect(),
         params: Params {
             temperature: req.temperature,
             top_p: req.top_p,
@@ -138,10 +148,10 @@ pub fn semantic_parts(tenant: &str, req: &ChatCompletionRequest) -> Option<(Cach
         return None;
     }
     let question = normalize_text(&req.messages[last].text());
-    let mut context = req.clone();
-    context.messages.truncate(last);
-    context.stream = None;
-    Some((exact_key(tenant, &context), question))
+    Some((
+        key_with_messages(tenant, req, &req.messages[..last]),
+        question,
+    ))
 }
 
 /// Requests that ask for randomness are not cached by default: a second call is expected to

@@ -11,6 +11,7 @@ use switchyard_api::{
 };
 use switchyard_guardrails::Vault;
 
+use super::chat::served_by_headers;
 use super::{fail, header_value, ApiError, AppState};
 use crate::requestlog::RequestContext;
 use crate::stages::cache::CacheHit;
@@ -84,23 +85,17 @@ pub(super) fn respond(
         }
     };
     let h = response.headers_mut();
-    h.insert("x-request-id", header_value(ctx.request_id()));
-    ctx.ticket().rate_headers.write(h);
-    h.insert("x-switchyard-cache", header_value(hit.outcome.as_str()));
+    served_by_headers(h, &ctx, &req.model, &hit.entry.provider, 0);
     if let Some(s) = hit.similarity {
         h.insert(
             "x-switchyard-cache-similarity",
             header_value(&format!("{s:.4}")),
         );
     }
-    h.insert("x-switchyard-model", header_value(&req.model));
-    h.insert("x-switchyard-provider", header_value(&hit.entry.provider));
-    h.insert("x-switchyard-cost-usd", header_value("0.00000000"));
     h.insert(
         "x-switchyard-saved-usd",
         header_value(&format!("{:.8}", hit.entry.cost_usd)),
     );
-    h.insert("x-switchyard-attempts", http::HeaderValue::from(0u32));
     ctx.finish_ok(200);
     response
 }

@@ -172,11 +172,6 @@ pub async fn chat_completions(
     };
     let mut response = ([(http::header::CONTENT_TYPE, "application/json")], body).into_response();
     route_headers(response.headers_mut(), &ctx, &model, attempts);
-    if let Some(outcome) = ctx.cache_outcome() {
-        response
-            .headers_mut()
-            .insert("x-switchyard-cache", header_value(outcome));
-    }
     ctx.finish_ok(200);
     response
 }
@@ -237,13 +232,28 @@ pub(super) fn route_headers(
     model: &ModelEntry,
     attempts: u32,
 ) {
+    served_by_headers(headers, ctx, &model.name, model.provider_name(), attempts);
+}
+
+/// [`route_headers`] by names, for answers that did not come from a call (cache hits); the cache
+/// outcome, when the cache took part, is among them.
+pub(super) fn served_by_headers(
+    headers: &mut HeaderMap,
+    ctx: &RequestContext,
+    model: &str,
+    provider: &str,
+    attempts: u32,
+) {
     headers.insert("x-request-id", header_value(ctx.request_id()));
     ctx.ticket().rate_headers.write(headers);
     if let Some(w) = &ctx.ticket().budget_warning {
         headers.insert("x-switchyard-budget-warning", header_value(w));
     }
-    headers.insert("x-switchyard-model", header_value(&model.name));
-    headers.insert("x-switchyard-provider", header_value(model.provider_name()));
+    if let Some(outcome) = ctx.cache_outcome() {
+        headers.insert("x-switchyard-cache", header_value(outcome));
+    }
+    headers.insert("x-switchyard-model", header_value(model));
+    headers.insert("x-switchyard-provider", header_value(provider));
     headers.insert(
         "x-switchyard-cost-usd",
         header_value(&format!("{:.8}", ctx.cost_usd())),

@@ -81,9 +81,6 @@ pub(super) async fn respond(
         .header("x-switchyard-cost-estimated", "prompt-only");
     if let Some(h) = builder.headers_mut() {
         route_headers(h, &ctx, &out.model, out.attempts);
-        if let Some(outcome) = ctx.cache_outcome() {
-            h.insert("x-switchyard-cache", super::header_value(outcome));
-        }
     }
     let relay = Relay {
         pending_first: Some(first),
