@@ -4,6 +4,7 @@
 //! `requestlog` and `metrics` record each request off the hot path.
 
 pub mod config;
+pub mod logbodies;
 pub mod metrics;
 pub mod requestlog;
 pub mod server;

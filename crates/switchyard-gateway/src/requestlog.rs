@@ -70,12 +70,30 @@ impl RequestContext {
         &self.record.tags
     }
 
-    /// Guardrail findings (kind, action, score; never the value) go into the record's metadata.
-    pub fn set_guardrail_findings(&mut self, findings: Vec<serde_json::Value>) {
-        if !findings.is_empty() {
-            self.record
-                .metadata
-                .insert("guardrails".to_owned(), Value::Array(findings));
+    /// Guardrail findings (kind, action, score; never the value) go into the record's metadata,
+    /// appended to those of earlier stages.
+    pub fn add_guardrail_findings(&mut self, findings: Vec<serde_json::Value>) {
+        if findings.is_empty() {
+            return;
+        }
+        match self.record.metadata.get_mut("guardrails") {
+            Some(Value::Array(list)) => list.extend(findings),
+            _ => {
+                self.record
+                    .metadata
+                    .insert("guardrails".to_owned(), Value::Array(findings));
+            }
+        }
+    }
+
+    /// The prompt as logged (see `crate::logbodies`); the answer is added by `set_answer_body`.
+    pub fn set_prompt_body(&mut self, bodies: Option<Value>) {
+        self.record.bodies = bodies;
+    }
+
+    pub fn set_answer_body(&mut self, answer: &str) {
+        if let Some(bodies) = self.record.bodies.as_mut() {
+            crate::logbodies::add_answer(bodies, answer);
         }
     }
 
@@ -157,6 +175,11 @@ impl RequestContext {
         self.record.prompt_tokens = usage.prompt_tokens;
         self.record.completion_tokens = usage.completion_tokens;
         self.record.cost_usd = model.cost_usd(usage.prompt_tokens, usage.completion_tokens);
+    }
+
+    /// The usage recorded so far.
+    pub fn usage(&self) -> Usage {
+        Usage::new(self.record.prompt_tokens, self.record.completion_tokens)
     }
 
     pub fn cost_usd(&self) -> f64 {

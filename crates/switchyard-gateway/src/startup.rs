@@ -17,7 +17,7 @@ use crate::server::{now_ms, AppState, Runtime};
 use crate::stages::admission::Admission;
 use crate::stages::auth::{config_key_record, KeyRing, CONFIG_KEY_NAME};
 use crate::stages::call::{Backoff, Breakers, Caller};
-use crate::stages::guardrails::InputGuardrails;
+use crate::stages::guardrails::GuardrailSet;
 use crate::stages::routing::{ModelEntry, ModelTable};
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +79,9 @@ pub async fn build_from(
     sync_config_keys(&config, &*store).await?;
     keys.replace_all(&store.list_api_keys().await?, now_ms());
 
-    let (log, log_task) = RequestLog::spawn(
+    let redaction = crate::logbodies::redaction_hook()
+        .map_err(|e| StartError::Config(format!("store.log_bodies: {e}")))?;
+    let (log, log_task) = RequestLog::spawn_with_hook(
         store.clone(),
         config.spool_path(),
         WriterOptions {
@@ -87,6 +89,7 @@ pub async fn build_from(
             flush_interval: Duration::from_millis(config.store.flush_interval_ms),
             ..WriterOptions::default()
         },
+        Some(redaction),
     );
 
     let http = reqwest::Client::builder()
@@ -153,9 +156,10 @@ pub(crate) async fn build_runtime(
         .iter()
         .filter_map(|m| models.get(&m.name).map(|e| e.breaker_key.clone()))
         .collect();
-    let guardrails = InputGuardrails::new(&config.guardrails)
+    let guardrails = GuardrailSet::new(&config.guardrails)
         .map_err(|e| StartError::Config(format!("guardrails: {e}")))?;
     Ok(Runtime {
+        bodies: crate::logbodies::BodyPolicy::new(&config),
         admission: Arc::new(Admission::new(&config, state.clone(), store.clone())),
         guardrails,
         caller: Caller {

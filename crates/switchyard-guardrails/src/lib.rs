@@ -1,4 +1,5 @@
-//! Input and output scanners for the gateway: PII, secrets and system-prompt leakage.
+//! Input and output scanners for the gateway: PII, secrets and system-prompt leakage, output
+//! scanners for model answers (whole or streamed), and `response_format` validation.
 //!
 //! Everything here is a pure library: no I/O, no async, no HTTP. The request path only ever sees
 //! `Result`s from constructors (patterns are compiled once, lazily, and a broken pattern surfaces
@@ -12,8 +13,10 @@ mod banned;
 mod detect;
 mod guard;
 mod injection;
+mod output;
 mod pii;
 mod scanner;
+mod schema;
 mod secrets;
 mod validate;
 mod vault;
@@ -23,7 +26,9 @@ pub use guard::{GuardConfig, LeakEvidence, StreamCheck, StreamLeakGuard, SystemP
 pub use injection::{
     InjectionDetector, InjectionScore, Origin, Signal, DEFAULT_INJECTION_THRESHOLD,
 };
+pub use output::{OutputFinding, OutputScanner, OutputStep, OutputStream, OutputVerdict};
 pub use scanner::{Detection, ScanReport, Scanner, ScannerConfig};
+pub use schema::{ResponseFormatCheck, SchemaError, SchemaViolation};
 pub use vault::{Redactor, StreamRestorer, Vault};
 
 use serde::{Deserialize, Serialize};

@@ -155,6 +155,30 @@ impl<'a> ChatRequest<'a> {
         reply
     }
 
+    /// Scripted JSON-mode answers: lines `json: {...}` in the first user message are the
+    /// replies of successive assistant turns (the last one repeats), so a test can make the
+    /// first answer invalid and the repair turn's valid.
+    fn scripted_json(&self) -> Option<String> {
+        let mut first = String::new();
+        self.messages
+            .iter()
+            .find(|m| m.role == "user")?
+            .content
+            .as_ref()?
+            .push_text(&mut first);
+        let lines: Vec<&str> = first
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("json:"))
+            .map(str::trim)
+            .collect();
+        let turn = self
+            .messages
+            .iter()
+            .filter(|m| m.role == "assistant")
+            .count();
+        lines.get(turn).or(lines.last()).map(|s| (*s).to_owned())
+    }
+
     /// The tool to call, if the request offers tools and does not forbid calling them.
     fn tool_to_call(&self) -> Option<&str> {
         let tools = self.tools.as_deref()?;
@@ -315,10 +339,13 @@ pub(crate) async fn handle(State(state): State<MockState>, request: Request) -> 
 
     let output = match request.tool_to_call() {
         Some(name) => Output::ToolCall(name),
-        None if request.json_mode() => {
-            let reply = serde_json::Value::String(request.reply_text());
-            Output::Text(format!("{{\"reply\": {reply}}}"))
-        }
+        None if request.json_mode() => match request.scripted_json() {
+            Some(scripted) => Output::Text(scripted),
+            None => {
+                let reply = serde_json::Value::String(request.reply_text());
+                Output::Text(format!("{{\"reply\": {reply}}}"))
+            }
+        },
         None => Output::Text(request.reply_text()),
     };
     let prompt_chars = request.messages.iter().map(Message::chars).sum();

@@ -32,7 +32,7 @@ pub use postgres::PostgresStore;
 pub use record::RequestRecord;
 pub use spend::{CostFilter, GroupBy, SpendQuery, SpendRow};
 pub use sqlite::SqliteStore;
-pub use writer::{RequestLog, WriterOptions};
+pub use writer::{RecordHook, RequestLog, WriterOptions};
 
 /// Errors from the store and its connection setup. Messages never contain a
 /// password: URLs are shown redacted and only their scheme is echoed.

@@ -137,6 +137,7 @@ fn read_request(row: &PgRow) -> Result<RequestRow, sqlx::Error> {
         tags: row.try_get("tags")?,
         metadata: row.try_get("metadata")?,
         user_id: row.try_get("user_id")?,
+        bodies: row.try_get("bodies")?,
     })
 }
 
@@ -206,7 +207,8 @@ impl Store for PostgresStore {
                     .push_bind(&r.cache)
                     .push_bind(&r.tags)
                     .push_bind(&r.metadata)
-                    .push_bind(&r.user_id);
+                    .push_bind(&r.user_id)
+                    .push_bind(&r.bodies);
             });
             qb.push(" ON CONFLICT (request_id) DO NOTHING");
             qb.build()

@@ -40,6 +40,10 @@ pub struct RequestRecord {
     /// client named one. Stored as `user_id`; see `Store::delete_user_requests`.
     #[serde(default)]
     pub user: Option<String>,
+    /// What was asked and answered, as the gateway chose to keep it: redacted by default (see
+    /// the gateway's `[request_log] bodies`), raw only where a tenant opted in, absent when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bodies: Option<serde_json::Value>,
 }
 
 /// Insert/select column order for the `requests` table. Both backends bind and
@@ -47,7 +51,7 @@ pub struct RequestRecord {
 pub(crate) const REQUEST_COLUMNS: &str = "request_id, ts_ms, tenant, key_id, endpoint, \
      model_requested, model_used, provider, status, error_kind, error_message, \
      prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms, attempts, \
-     stream, cache, tags, metadata, user_id";
+     stream, cache, tags, metadata, user_id, bodies";
 
 /// A [`RequestRecord`] reduced to types every SQL backend can bind natively
 /// (signed integers, text, f64, bool), so the backend modules only move values.
@@ -75,6 +79,7 @@ pub(crate) struct RequestRow {
     pub tags: String,
     pub metadata: String,
     pub user_id: Option<String>,
+    pub bodies: Option<String>,
 }
 
 /// Saturates instead of failing: a single absurd counter must not make a
@@ -109,6 +114,13 @@ impl RequestRow {
             .map_err(|e| StoreError::Encode(format!("tags of {}: {e}", rec.request_id)))?;
         let metadata = serde_json::to_string(&rec.metadata)
             .map_err(|e| StoreError::Encode(format!("metadata of {}: {e}", rec.request_id)))?;
+        let bodies =
+            match &rec.bodies {
+                Some(b) => Some(serde_json::to_string(b).map_err(|e| {
+                    StoreError::Encode(format!("bodies of {}: {e}", rec.request_id))
+                })?),
+                None => None,
+            };
         let cost_usd = finite_cost(rec);
         Ok(Self {
             request_id: rec.request_id.clone(),
@@ -133,6 +145,7 @@ impl RequestRow {
             tags,
             metadata,
             user_id: rec.user.clone(),
+            bodies,
         })
     }
 
@@ -149,6 +162,10 @@ impl RequestRow {
             serde_json::from_str(&self.tags).map_err(|e| corrupt("tags", e.to_string()))?;
         let metadata: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&self.metadata).map_err(|e| corrupt("metadata", e.to_string()))?;
+        let bodies = match &self.bodies {
+            Some(b) => Some(serde_json::from_str(b).map_err(|e| corrupt("bodies", e.to_string()))?),
+            None => None,
+        };
         let prompt_tokens = to_u64("prompt_tokens", id, self.prompt_tokens)?;
         let completion_tokens = to_u64("completion_tokens", id, self.completion_tokens)?;
         let latency_ms = to_u64("latency_ms", id, self.latency_ms)?;
@@ -179,6 +196,7 @@ impl RequestRow {
             tags,
             metadata,
             user: self.user_id,
+            bodies,
         })
     }
 
@@ -251,6 +269,7 @@ mod tests {
             tags: vec!["a".into(), "b".into()],
             metadata,
             user: Some("end-user-7".into()),
+            bodies: Some(serde_json::json!({"answer": "ok"})),
         }
     }
 

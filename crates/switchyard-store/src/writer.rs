@@ -54,12 +54,18 @@ enum Msg {
     Shutdown,
 }
 
+/// Runs on every record before it is written or spooled, in the writer task rather than on
+/// the request path (the gateway redacts logged prompts and answers here), so nothing it
+/// removes ever reaches the store or the spool file.
+pub type RecordHook = Arc<dyn Fn(&mut RequestRecord) + Send + Sync>;
+
 /// Handle to the writer task; cheap to clone and share.
 #[derive(Clone)]
 pub struct RequestLog {
     tx: mpsc::UnboundedSender<Msg>,
     spool: Arc<Spool>,
     stopped: watch::Receiver<bool>,
+    hook: Option<RecordHook>,
 }
 
 impl std::fmt::Debug for RequestLog {
@@ -84,6 +90,16 @@ impl RequestLog {
         spool_path: PathBuf,
         opts: WriterOptions,
     ) -> (RequestLog, tokio::task::JoinHandle<()>) {
+        Self::spawn_with_hook(store, spool_path, opts, None)
+    }
+
+    /// [`RequestLog::spawn`] with a [`RecordHook`] applied to every record first.
+    pub fn spawn_with_hook(
+        store: Arc<dyn Store>,
+        spool_path: PathBuf,
+        opts: WriterOptions,
+        hook: Option<RecordHook>,
+    ) -> (RequestLog, tokio::task::JoinHandle<()>) {
         let spool = Spool::open(spool_path);
         let (tx, rx) = mpsc::unbounded_channel();
         let (stopped_tx, stopped) = watch::channel(false);
@@ -99,6 +115,7 @@ impl RequestLog {
             rx,
             degraded: false,
             held: Vec::new(),
+            hook: hook.clone(),
         };
         let handle = tokio::spawn(async move {
             writer.run().await;
@@ -106,14 +123,25 @@ impl RequestLog {
             // only the orderly path.
             let _ = stopped_tx.send(true);
         });
-        (RequestLog { tx, spool, stopped }, handle)
+        (
+            RequestLog {
+                tx,
+                spool,
+                stopped,
+                hook,
+            },
+            handle,
+        )
     }
 
     /// Never blocks on the store and never fails. Only if the writer task is
     /// gone is the record appended to the spool synchronously, as a last
     /// resort that still keeps it.
     pub fn record(&self, rec: RequestRecord) {
-        if let Err(mpsc::error::SendError(Msg::Record(rec))) = self.tx.send(Msg::Record(rec)) {
+        if let Err(mpsc::error::SendError(Msg::Record(mut rec))) = self.tx.send(Msg::Record(rec)) {
+            if let Some(hook) = &self.hook {
+                hook(&mut rec);
+            }
             match self.spool.append(std::slice::from_ref(&rec)) {
                 Ok(()) => count("spooled", 1),
                 Err(e) => tracing::error!(
@@ -173,9 +201,16 @@ struct Writer {
     /// per batch.
     degraded: bool,
     held: Vec<RequestRecord>,
+    hook: Option<RecordHook>,
 }
 
 impl Writer {
+    fn prepare(&self, rec: &mut RequestRecord) {
+        if let Some(hook) = &self.hook {
+            hook(rec);
+        }
+    }
+
     async fn run(mut self) {
         let mut batch: Vec<RequestRecord> = Vec::with_capacity(self.opts.batch_size);
         // Whatever a previous run left is replayed before any new record is
@@ -205,7 +240,8 @@ impl Writer {
                     loop {
                         for msg in msgs.drain(..) {
                             match msg {
-                                Msg::Record(rec) => {
+                                Msg::Record(mut rec) => {
+                                    self.prepare(&mut rec);
                                     batch.push(rec);
                                     if batch.len() >= self.opts.batch_size {
                                         self.write(&mut batch).await;
@@ -251,7 +287,8 @@ impl Writer {
         let mut acks = Vec::new();
         while let Some(msg) = self.rx.recv().await {
             match msg {
-                Msg::Record(rec) => {
+                Msg::Record(mut rec) => {
+                    self.prepare(&mut rec);
                     batch.push(rec);
                     if batch.len() >= self.opts.batch_size {
                         self.write(&mut batch).await;

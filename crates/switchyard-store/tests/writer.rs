@@ -371,3 +371,45 @@ async fn a_poison_record_is_set_aside_not_replayed_forever() {
     assert!(rejected.contains("\"poison\""));
     log.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_record_hook_runs_before_the_store_and_the_spool_see_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(dir.path(), "db.sqlite").await;
+    let hook: switchyard_store::RecordHook = Arc::new(|rec: &mut RequestRecord| {
+        if let Some(b) = rec.bodies.as_mut() {
+            b["answer"] = serde_json::json!("[REDACTED]");
+        }
+    });
+    let (log, handle) = RequestLog::spawn_with_hook(
+        store.clone(),
+        dir.path().join("s.jsonl"),
+        opts(),
+        Some(hook.clone()),
+    );
+    let mut rec = common::record("hooked", 1);
+    rec.bodies = Some(serde_json::json!({"answer": "mail jane@example.com"}));
+    log.record(rec.clone());
+    log.flush().await;
+    let stored = store.get_request("hooked").await.unwrap().unwrap();
+    assert_eq!(
+        stored.bodies,
+        Some(serde_json::json!({"answer": "[REDACTED]"}))
+    );
+    log.shutdown().await;
+    handle.await.unwrap();
+
+    // A writer that is gone spools synchronously: the hook still runs first.
+    let spool = dir.path().join("late.jsonl");
+    let (late, handle) =
+        RequestLog::spawn_with_hook(store.clone(), spool.clone(), opts(), Some(hook));
+    late.shutdown().await;
+    handle.await.unwrap();
+    rec.request_id = "late".into();
+    late.record(rec);
+    let text = std::fs::read_to_string(&spool).unwrap();
+    assert!(
+        text.contains("[REDACTED]") && !text.contains("jane@"),
+        "{text}"
+    );
+}

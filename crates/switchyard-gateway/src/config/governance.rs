@@ -26,6 +26,9 @@ pub struct TenantConfig {
     pub budget_mode: BudgetMode,
     /// Request-log rows older than this are rolled up into daily aggregates and deleted.
     pub retention_days: Option<u32>,
+    /// Opt-in: this tenant's prompts and answers are logged as they were, not redacted.
+    #[serde(default)]
+    pub log_raw_bodies: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -96,6 +96,11 @@ pub struct StoreConfig {
     pub spool_path: Option<PathBuf>,
     pub batch_size: usize,
     pub flush_interval_ms: u64,
+    /// Prompts and answers in the request log: `redacted` (PII and secrets replaced by typed
+    /// placeholders; raw only for tenants with `log_raw_bodies = true`) or `off`.
+    pub log_bodies: crate::logbodies::BodiesMode,
+    /// Logged prompt and answer text per request, at most (the rest is cut, `truncated: true`).
+    pub log_body_max_bytes: usize,
 }
 
 impl Default for StoreConfig {
@@ -105,6 +110,8 @@ impl Default for StoreConfig {
             spool_path: None,
             batch_size: 256,
             flush_interval_ms: 20,
+            log_bodies: crate::logbodies::BodiesMode::Redacted,
+            log_body_max_bytes: 16 * 1024,
         }
     }
 }
@@ -307,6 +314,7 @@ impl Config {
         self.validate_models(&mut errs);
         self.validate_governance(&mut errs);
         self.validate_cache(&mut errs);
+        errs.extend(self.guardrails.problems());
         if errs.is_empty() {
             Ok(())
         } else {

@@ -9,22 +9,33 @@ use bytes::Bytes;
 use switchyard_api::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Delta, Role, Usage,
 };
-use switchyard_guardrails::Vault;
+use switchyard_guardrails::{OutputScanner, Vault};
 
 use super::chat::served_by_headers;
 use super::{fail, header_value, ApiError, AppState};
 use crate::requestlog::RequestContext;
 use crate::stages::cache::CacheHit;
-use crate::stages::guardrails::{restore_response, LeakGuard};
+use crate::stages::guardrails::{restore_response, AnswerScreen, LeakGuard};
+
+/// The answer checks a cache hit goes through, like a fresh answer.
+pub(super) struct HitGuards<'a> {
+    pub vault: &'a Vault,
+    pub leak: Option<&'a mut LeakGuard>,
+    pub output: Option<&'a OutputScanner>,
+}
 
 pub(super) fn respond(
     app: &AppState,
     mut ctx: RequestContext,
     req: &ChatCompletionRequest,
     hit: CacheHit,
-    vault: &Vault,
-    leak: Option<&mut LeakGuard>,
+    guards: HitGuards<'_>,
 ) -> Response {
+    let HitGuards {
+        vault,
+        leak,
+        output,
+    } = guards;
     let mut resp: ChatCompletionResponse = match serde_json::from_value(hit.entry.response.clone())
     {
         Ok(r) => r,
@@ -46,6 +57,16 @@ pub(super) fn respond(
             ctx.set_cache(hit.outcome.as_str());
             return fail(ctx, super::chat::leak_error());
         }
+    }
+    // Entries written under other guardrail settings are screened like fresh answers.
+    if let Some(scanner) = output {
+        if let Err(e) = AnswerScreen::screen(scanner, &mut ctx, &mut resp) {
+            ctx.set_cache(hit.outcome.as_str());
+            return fail(ctx, e);
+        }
+    }
+    if let Some(text) = resp.choices.first().map(|c| c.message.text()) {
+        ctx.set_answer_body(&text);
     }
     restore_response(vault, &mut resp);
     let usage = resp.usage.unwrap_or_default();

@@ -11,8 +11,11 @@ use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse, Usage};
 use super::{admit, cached, fail, header_value, stream, ApiError, AppState};
 use crate::requestlog::{estimate_tokens, RequestContext};
 use crate::stages::cache::CacheOutcome;
+use crate::stages::call::CallError;
 use crate::stages::call::CallOutcome;
-use crate::stages::guardrails::{restore_response, LEAK_CODE, LEAK_MESSAGE};
+use crate::stages::guardrails::{
+    format_error, restore_response, AnswerScreen, FormatCheck, LEAK_CODE, LEAK_MESSAGE,
+};
 use crate::stages::routing::ModelEntry;
 use switchyard_guardrails::Vault;
 
@@ -53,18 +56,23 @@ pub async fn chat_completions(
     {
         return fail(ctx, e.into());
     }
-    let (vault, findings) = match rt.guardrails.as_ref().map(|g| g.screen(&mut req.messages)) {
-        None => (Vault::new(), Vec::new()),
+    // Before screening, so a blocked request's prompt is logged too (redacted by the log hook).
+    ctx.set_prompt_body(rt.bodies.capture(&principal.tenant, &req.messages));
+    let guardrails = rt.guardrails.for_request(&principal.tenant, &req.model);
+    let vault = match guardrails.map(|g| g.screen(&mut req.messages)) {
+        None => Vault::new(),
         Some(Ok(screened)) => {
-            ctx.set_guardrail_findings(screened.findings.clone());
-            (screened.vault, screened.findings)
+            ctx.add_guardrail_findings(screened.findings);
+            screened.vault
         }
         Some(Err(blocked)) => return fail(ctx, blocked.into()),
     };
-    let leak_guard = rt
-        .guardrails
-        .as_ref()
-        .map(|g| g.leak_guard(&req.messages, &findings));
+    let format = match FormatCheck::for_request(guardrails.map(|g| &**g), &req) {
+        Ok(f) => f,
+        Err(e) => return fail(ctx, e),
+    };
+    let output = guardrails.and_then(|g| g.output());
+    let leak_guard = guardrails.map(|g| g.leak_guard(&req.messages));
     let mut leak = match leak_guard {
         None | Some(Ok(None)) => None,
         Some(Ok(Some(guard))) => Some(guard),
@@ -91,7 +99,12 @@ pub async fn chat_completions(
         };
     if let Some(cp) = cache_plan.as_mut() {
         if let Some(hit) = app.cache.lookup(&rt, cp).await {
-            return cached::respond(&app, ctx, &req, hit, &vault, leak.as_mut());
+            let guards = cached::HitGuards {
+                vault: &vault,
+                leak: leak.as_mut(),
+                output,
+            };
+            return cached::respond(&app, ctx, &req, hit, guards);
         }
         let outcome = if cp.is_lookup() {
             CacheOutcome::Miss
@@ -106,7 +119,12 @@ pub async fn chat_completions(
         guard.inject(&mut req.messages);
     }
     if req.is_stream() {
-        let guards = stream::AnswerGuards { vault, leak };
+        let guards = stream::AnswerGuards {
+            vault,
+            leak,
+            output: output.map(crate::stages::guardrails::OutputRelay::new),
+            format,
+        };
         return stream::respond(app.clone(), rt, ctx, req, plan, guards, cache_plan).await;
     }
 
@@ -121,7 +139,7 @@ pub async fn chat_completions(
     let CallOutcome {
         value: mut resp,
         model,
-        attempts,
+        mut attempts,
     } = match result {
         Ok(out) => out,
         Err(e) => {
@@ -131,8 +149,27 @@ pub async fn chat_completions(
     };
     ctx.set_route(&model, attempts);
     ctx.mark_first_token();
-    let usage = resp.usage.unwrap_or_else(|| estimated_usage(&req, &resp));
+    let mut usage = resp.usage.unwrap_or_else(|| estimated_usage(&req, &resp));
     ctx.set_usage(&model, usage);
+    let mut format_ok = true;
+    if let Some(check) = &format {
+        match repair_format(&rt, &mut ctx, check, &req, &model, resp).await {
+            Ok(Repaired::Valid(r, extra)) => {
+                resp = r;
+                if let Some((more_usage, more_attempts)) = extra {
+                    usage = add_usage(usage, more_usage);
+                    attempts += more_attempts;
+                    ctx.set_route(&model, attempts);
+                    ctx.set_usage(&model, usage);
+                }
+            }
+            Ok(Repaired::Invalid(r)) => {
+                resp = r;
+                format_ok = false;
+            }
+            Err(e) => return fail(ctx, e),
+        }
+    }
     // Before the cache store: a leaking answer is never stored, whatever the mode.
     let leaked = match leak.as_mut() {
         Some(guard) => {
@@ -144,7 +181,15 @@ pub async fn chat_completions(
         }
         None => false,
     };
-    if let Some(cp) = cache_plan.filter(|_| !leaked) {
+    if let Some(scanner) = output {
+        if let Err(e) = AnswerScreen::screen(scanner, &mut ctx, &mut resp) {
+            return fail(ctx, e);
+        }
+    }
+    if let Some(text) = resp.choices.first().map(|c| c.message.text()) {
+        ctx.set_answer_body(&text);
+    }
+    if let Some(cp) = cache_plan.filter(|_| !leaked && format_ok) {
         // Stored as the upstream answered: still redacted, so the cache never holds raw PII.
         cached::store_later(
             &app,
@@ -174,6 +219,78 @@ pub async fn chat_completions(
     route_headers(response.headers_mut(), &ctx, &model, attempts);
     ctx.finish_ok(200);
     response
+}
+
+enum Repaired {
+    /// Valid as it came, or after the repair call (whose usage and attempts are added).
+    Valid(ChatCompletionResponse, Option<(Usage, u32)>),
+    /// Invalid, and `detect` mode delivers it anyway (uncached).
+    Invalid(ChatCompletionResponse),
+}
+
+/// `response_format` validation with one repair retry on the model that answered. The repair
+/// call's usage is billed like any other; a second invalid answer is a 502.
+async fn repair_format(
+    rt: &super::Runtime,
+    ctx: &mut RequestContext,
+    check: &FormatCheck,
+    req: &ChatCompletionRequest,
+    model: &Arc<ModelEntry>,
+    resp: ChatCompletionResponse,
+) -> Result<Repaired, ApiError> {
+    let Some(violation) = check.violation(&resp) else {
+        return Ok(Repaired::Valid(resp, None));
+    };
+    if !check.repairs() {
+        check.record(ctx, &violation, None, false);
+        return Ok(Repaired::Invalid(resp));
+    }
+    let repair = Arc::new(check.repair_request(req, &resp, &violation));
+    let result = rt
+        .caller
+        .call(&rt.models, vec![model.clone()], |m| {
+            let repair = repair.clone();
+            async move { m.provider.chat(&repair, &m.upstream).await }
+        })
+        .await;
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            check.record(ctx, &violation, Some(false), false);
+            return Err(repair_failed(e));
+        }
+    };
+    let usage = out
+        .value
+        .usage
+        .unwrap_or_else(|| estimated_usage(&repair, &out.value));
+    match check.violation(&out.value) {
+        None => {
+            check.record(ctx, &violation, Some(true), false);
+            Ok(Repaired::Valid(out.value, Some((usage, out.attempts))))
+        }
+        Some(still) => {
+            check.record(ctx, &still, Some(false), false);
+            ctx.set_usage(model, add_usage(ctx.usage(), usage));
+            Err(format_error(&still))
+        }
+    }
+}
+
+fn repair_failed(e: CallError) -> ApiError {
+    let mut err: ApiError = e.into();
+    err.message = format!(
+        "the answer did not match response_format and the repair call failed: {}",
+        err.message
+    );
+    err
+}
+
+fn add_usage(a: Usage, b: Usage) -> Usage {
+    Usage::new(
+        a.prompt_tokens + b.prompt_tokens,
+        a.completion_tokens + b.completion_tokens,
+    )
 }
 
 /// The answer exists but is refused: a 400 like the input guardrails' blocks, since the request

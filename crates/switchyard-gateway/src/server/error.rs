@@ -145,6 +145,7 @@ impl From<Blocked> for ApiError {
         let code = match e.guardrail {
             "secrets" => "guardrail_secrets",
             "injection" => "guardrail_injection",
+            "banned_terms" => "guardrail_banned_terms",
             _ => "guardrail_pii",
         };
         Self::new(

@@ -40,7 +40,9 @@ use switchyard_state::StateBackend;
 pub struct Runtime {
     pub config: Config,
     pub admission: Arc<Admission>,
-    pub guardrails: Option<crate::stages::guardrails::InputGuardrails>,
+    pub guardrails: crate::stages::guardrails::GuardrailSet,
+    /// What of prompts and answers goes into the request log.
+    pub bodies: crate::logbodies::BodyPolicy,
     pub models: ModelTable,
     pub caller: Caller,
 }

@@ -1,8 +1,9 @@
 //! Streaming chat: the call stage waits for the upstream's first event before committing to a
 //! model (so fallbacks still work for streams), then chunks are relayed as SSE while usage and
 //! time-to-first-token are collected for the request log. On the way out each choice's text
-//! passes the system-prompt leak check (when armed) and then placeholder restoration; both hold
-//! back only the tail a match could still span.
+//! passes the system-prompt leak check (when armed), the output scanners (PII, secrets, banned
+//! terms) and then placeholder restoration; each holds back only the tail a match could still
+//! span.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,10 +19,12 @@ use switchyard_api::{
 use switchyard_providers::{ChunkStream, ProviderError};
 
 use super::chat::{leak_error, route_headers};
-use super::{cached, fail, now_ms, AppState, Runtime};
+use super::{cached, fail, now_ms, ApiError, AppState, Runtime};
 use crate::requestlog::{estimate_tokens, RequestContext};
 use crate::stages::cache::CachePlan;
-use crate::stages::guardrails::{LeakGuard, LeakStream, StreamRestore};
+use crate::stages::guardrails::{
+    blocked_error, FormatCheck, LeakGuard, LeakStream, OutputRelay, StreamRestore,
+};
 use crate::stages::routing::ModelEntry;
 use switchyard_guardrails::Vault;
 
@@ -31,7 +34,14 @@ pub(super) struct AnswerGuards {
     pub vault: Vault,
     /// The system-prompt leak check, when armed for this request.
     pub leak: Option<LeakGuard>,
+    /// PII, secrets and banned terms in the answer.
+    pub output: Option<OutputRelay>,
+    /// `response_format` validation: a streamed answer can only be checked once delivered.
+    pub format: Option<FormatCheck>,
 }
+
+/// Most of choice 0's text kept for the request log and the `response_format` check.
+const MAX_ANSWER_BYTES: usize = 4 * 1024 * 1024;
 
 pub(super) async fn respond(
     app: Arc<AppState>,
@@ -42,7 +52,12 @@ pub(super) async fn respond(
     guards: AnswerGuards,
     cache_plan: Option<CachePlan>,
 ) -> Response {
-    let AnswerGuards { vault, leak } = guards;
+    let AnswerGuards {
+        vault,
+        leak,
+        output,
+        format,
+    } = guards;
     let req = Arc::new(req);
     let result = rt
         .caller
@@ -97,6 +112,9 @@ pub(super) async fn respond(
             guard,
             streams: Vec::new(),
         }),
+        output,
+        format,
+        answer: String::new(),
         fill: cache_plan.map(|plan| CacheFill {
             app,
             plan,
@@ -130,6 +148,11 @@ struct Relay {
     /// The system-prompt leak check, run before restoration (it compares redacted text with the
     /// redacted prompt the upstream saw).
     leak: Option<LeakRelay>,
+    /// Output scanners, after the leak check and before restoration (same reason).
+    output: Option<OutputRelay>,
+    format: Option<FormatCheck>,
+    /// Choice 0's screened text (placeholders not yet restored), bounded.
+    answer: String,
     /// A cache miss being recorded: the answer is stored once the stream ends normally.
     fill: Option<CacheFill>,
 }
@@ -232,8 +255,12 @@ impl Relay {
                         fill.observe(&chunk);
                     }
                     if self.screen_leaks(&mut chunk) {
-                        return Some(self.block());
+                        return Some(self.block_with(leak_error()));
                     }
+                    if let Err(e) = self.screen_output(&mut chunk) {
+                        return Some(self.block_with(e));
+                    }
+                    self.keep_answer(&chunk);
                     self.restore_placeholders(&mut chunk);
                     let usage_only = chunk.choices.is_empty() && chunk.usage.is_some();
                     if !self.wants_usage {
@@ -292,6 +319,46 @@ impl Relay {
         false
     }
 
+    /// Runs each choice's (leak-checked) text through the output scanners. A redaction makes the
+    /// answer uncacheable (the cache keeps what the upstream said); a block ends the stream.
+    fn screen_output(&mut self, chunk: &mut ChatCompletionChunk) -> Result<(), ApiError> {
+        let Some(output) = &mut self.output else {
+            return Ok(());
+        };
+        for choice in &mut chunk.choices {
+            let last = choice.finish_reason.is_some();
+            let text = choice.delta.content.take().unwrap_or_default();
+            if text.is_empty() && !last {
+                continue;
+            }
+            let emitted = output
+                .push(self.ctx.as_mut(), choice.index, &text, last)
+                .map_err(|f| blocked_error(&f))?;
+            if emitted != text {
+                if let Some(fill) = self.fill.as_mut() {
+                    fill.cacheable = false;
+                }
+            }
+            if !emitted.is_empty() || !text.is_empty() {
+                choice.delta.content = Some(emitted);
+            }
+        }
+        Ok(())
+    }
+
+    fn keep_answer(&mut self, chunk: &ChatCompletionChunk) {
+        let text = chunk
+            .choices
+            .iter()
+            .filter(|c| c.index == 0)
+            .filter_map(|c| c.delta.content.as_deref());
+        for t in text {
+            if self.answer.len() + t.len() <= MAX_ANSWER_BYTES {
+                self.answer.push_str(t);
+            }
+        }
+    }
+
     /// The upstream ended without a finish_reason: release (or judge) what the leak checks still
     /// hold. `None` when that tail leaks in `block` mode.
     fn flush_leaks(&mut self) -> Option<Vec<ChatCompletionChunk>> {
@@ -320,16 +387,16 @@ impl Relay {
         Some(chunks)
     }
 
-    /// A leak in `block` mode: no more content, and an error object as the last event, as
+    /// An answer a guardrail stopped: no more content, and an error object as the last event, as
     /// `fail` does for upstream errors (the 200 status is long gone).
-    fn block(&mut self) -> Bytes {
-        let err = leak_error();
+    fn block_with(&mut self, err: ApiError) -> Bytes {
         self.fill = None;
         if let Some(mut ctx) = self.ctx.take() {
             // The upstream produced (and billed) the tokens even though the client never sees
             // them, so the log carries their cost.
             let usage = self.usage.unwrap_or_else(|| self.estimated_usage());
             ctx.set_usage(&self.model, usage);
+            ctx.set_answer_body(&self.answer);
             ctx.finish_err(err.status.as_u16(), err.code, &err.message);
         }
         sse_json(&err.body())
@@ -375,11 +442,29 @@ impl Relay {
         // A stream that ended without a finish_reason may still hold a leak-check tail, which
         // then goes through restoration like any other text.
         let Some(tails) = self.flush_leaks() else {
-            return self.block();
+            return self.block_with(leak_error());
         };
         for mut chunk in tails {
+            if let Err(e) = self.screen_output(&mut chunk) {
+                return self.block_with(e);
+            }
+            self.keep_answer(&chunk);
             self.restore_placeholders(&mut chunk);
             out.extend_from_slice(&sse_json(&chunk));
+        }
+        // ...then what the output scanners still hold...
+        if let Some(output) = &mut self.output {
+            match output.finish_all(self.ctx.as_mut()) {
+                Ok(tails) => {
+                    for (index, text) in tails {
+                        let mut chunk = content_chunk(&self.model.name, index, text);
+                        self.keep_answer(&chunk);
+                        self.restore_placeholders(&mut chunk);
+                        out.extend_from_slice(&sse_json(&chunk));
+                    }
+                }
+                Err(f) => return self.block_with(blocked_error(&f)),
+            }
         }
         // ...and a restorer tail.
         if let Some((vault, restorers)) = &mut self.restore {
@@ -402,6 +487,17 @@ impl Relay {
         out.extend_from_slice(b"data: [DONE]\n\n");
         if let Some(mut ctx) = self.ctx.take() {
             ctx.set_usage(&self.model, usage);
+            ctx.set_answer_body(&self.answer);
+            if let Some(v) = self
+                .format
+                .as_ref()
+                .and_then(|f| f.check_text(&self.answer))
+            {
+                if let Some(f) = &self.format {
+                    f.record(&mut ctx, &v, None, true);
+                }
+                self.fill = None;
+            }
             if let Some(fill) = self.fill.take() {
                 fill.store(&self.model, usage, ctx.cost_usd());
             }
@@ -416,6 +512,7 @@ impl Relay {
             if let Some(u) = self.usage {
                 ctx.set_usage(&self.model, u);
             }
+            ctx.set_answer_body(&self.answer);
             ctx.finish_err(502, e.class().as_str(), &message);
         }
         // Headers are gone already; OpenAI's convention is an error object as the last event.

@@ -1,93 +1,28 @@
-//! Stage 3 — input guardrails: PII and secrets in the messages are detected, redacted into typed
-//! placeholders (`[EMAIL_1]`) before any upstream sees them, or the request is blocked. The
-//! placeholders are put back into the answer for the caller, streamed or not, so the user sees
-//! their own data while the provider never does. Prompt-injection and jailbreak attempts in user
-//! and tool messages are scored and detected or blocked. Off unless `[guardrails]` turns it on.
-//! The one output check, system-prompt leakage, lives in `leak` and is armed here per request.
+//! Stage 3 — guardrails. On the way in: PII and secrets in the messages are detected, redacted
+//! into typed placeholders (`[EMAIL_1]`) before any upstream sees them, or the request is
+//! blocked; the placeholders are put back into the answer for the caller, streamed or not, so the
+//! user sees their own data while the provider never does. Prompt-injection and jailbreak
+//! attempts in user and tool messages are scored; banned terms are matched. On the way out
+//! (`output`, `leak`): PII, secrets and banned terms in answers, system-prompt leakage, and
+//! `response_format` validation. Off unless `[guardrails]` turns it on; `set` picks the
+//! settings for a request's tenant and model.
 
+mod config;
 mod leak;
+mod output;
+mod set;
 
+pub use config::{FormatAction, GuardrailsConfig, GuardrailsOverride};
 pub use leak::{LeakGuard, LeakStep, LeakStream, LEAK_CODE, LEAK_MESSAGE, SYSTEM_PROMPT_LEAK};
+pub use output::{blocked_error, format_error, AnswerScreen, FormatCheck, OutputRelay};
+pub use set::GuardrailSet;
 
-use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 use switchyard_api::{ChatCompletionResponse, ChatMessage, MessageContent, Role};
 use switchyard_guardrails::{
-    Action, GuardrailError, InjectionDetector, Kind, Origin, Redactor, Scanner, ScannerConfig,
-    Vault,
+    Action, BannedTerms, GuardrailError, InjectionDetector, Kind, Origin, OutputScanner, Redactor,
+    Scanner, ScannerConfig, Vault,
 };
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GuardrailsConfig {
-    /// Emails, phone numbers, cards, IBANs, SSNs, IPs, dates of birth, street addresses.
-    pub pii: Action,
-    /// API keys, tokens, private keys, passwords in connection strings.
-    pub secrets: Action,
-    /// Prompt injection and jailbreak attempts in user and tool messages: `off`, `detect` or
-    /// `block`. There is nothing to redact, so `redact` is rejected when the config is read.
-    #[serde(deserialize_with = "injection_action")]
-    pub injection: Action,
-    /// Score (0..1) at or above which a message counts as an injection. Unset: the detector's
-    /// trained default, `switchyard_guardrails::DEFAULT_INJECTION_THRESHOLD`.
-    #[serde(deserialize_with = "injection_threshold")]
-    pub injection_threshold: Option<f32>,
-    /// Answers that repeat the system prompt (or its canary): `off`, `detect` or `block`,
-    /// streamed or not. `redact` is rejected: a leak cannot be cut out of an answer reliably.
-    #[serde(deserialize_with = "leak_action")]
-    pub system_prompt_leak: Action,
-}
-
-impl Default for GuardrailsConfig {
-    fn default() -> Self {
-        Self {
-            pii: Action::Off,
-            secrets: Action::Off,
-            injection: Action::Off,
-            injection_threshold: None,
-            system_prompt_leak: Action::Off,
-        }
-    }
-}
-
-fn injection_action<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
-    match Action::deserialize(d)? {
-        Action::Redact => Err(serde::de::Error::custom(
-            "guardrails.injection = \"redact\" is not supported: an injection cannot be \
-             redacted away; use \"off\", \"detect\" or \"block\"",
-        )),
-        a => Ok(a),
-    }
-}
-
-fn leak_action<'de, D: Deserializer<'de>>(d: D) -> Result<Action, D::Error> {
-    // Read as a string so a typo gets an error naming the key, not just the enum's variants.
-    let value = String::deserialize(d)?;
-    match value.as_str() {
-        "off" => Ok(Action::Off),
-        "detect" => Ok(Action::Detect),
-        "block" => Ok(Action::Block),
-        "redact" => Err(serde::de::Error::custom(
-            "guardrails.system_prompt_leak = \"redact\" is not supported: a leaked system \
-             prompt cannot be cut out of an answer reliably; use \"off\", \"detect\" or \"block\"",
-        )),
-        other => Err(serde::de::Error::custom(format!(
-            "guardrails.system_prompt_leak = {other:?} is not valid: use \"off\", \"detect\" or \
-             \"block\""
-        ))),
-    }
-}
-
-fn injection_threshold<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
-    let t = f32::deserialize(d)?;
-    if t > 0.0 && t < 1.0 {
-        Ok(Some(t))
-    } else {
-        Err(serde::de::Error::custom(format!(
-            "guardrails.injection_threshold = {t} must be between 0 and 1 (exclusive)"
-        )))
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("request blocked by the {guardrail} guardrail: {kind} found in messages[{index}]")]
@@ -99,13 +34,23 @@ pub struct Blocked {
 
 /// Finding kind for injections in the request log and metrics; PII kinds use `Kind::as_str`.
 const INJECTION: &str = "INJECTION";
+/// Finding kind for banned terms, in requests and answers.
+pub const BANNED_TERM: &str = "BANNED_TERM";
+/// What a redacted banned term becomes in a request.
+const BANNED_PLACEHOLDER: &str = "[BANNED]";
 
-pub struct InputGuardrails {
+/// The guardrails for one (tenant, model) combination, compiled once per config.
+pub struct Guardrails {
     /// PII and secrets, when either is on.
     pii: Option<(Scanner, Redactor)>,
     injection: Option<(InjectionDetector, Action)>,
+    /// Banned terms in user and tool messages.
+    banned: Option<(BannedTerms, Action)>,
     /// Output check: `Off`, `Detect` or `Block`.
     leak: Action,
+    /// PII, secrets and banned terms in answers.
+    output: Option<OutputScanner>,
+    format: FormatAction,
 }
 
 /// What screening found (kinds, actions, scores — never the values) and the vault that can put
@@ -116,7 +61,7 @@ pub struct Screened {
     pub findings: Vec<Value>,
 }
 
-impl InputGuardrails {
+impl Guardrails {
     pub fn new(cfg: &GuardrailsConfig) -> Result<Option<Self>, GuardrailError> {
         let pii = if cfg.pii == Action::Off && cfg.secrets == Action::Off {
             None
@@ -156,29 +101,59 @@ impl InputGuardrails {
             Action::Redact => Action::Detect,
             a => a,
         };
-        if pii.is_none() && injection.is_none() && leak == Action::Off {
+        let banned = if cfg.banned_terms.is_empty() || cfg.banned_terms_action == Action::Off {
+            None
+        } else {
+            Some((
+                BannedTerms::new(&cfg.banned_terms)?,
+                cfg.banned_terms_action,
+            ))
+        };
+        let output = OutputScanner::new(
+            cfg.output_pii,
+            cfg.output_secrets,
+            &cfg.banned_terms,
+            cfg.banned_terms_action,
+        )?;
+        if pii.is_none()
+            && injection.is_none()
+            && banned.is_none()
+            && leak == Action::Off
+            && output.is_none()
+            && cfg.response_format == FormatAction::Off
+        {
             return Ok(None);
         }
         Ok(Some(Self {
             pii,
             injection,
+            banned,
             leak,
+            output,
+            format: cfg.response_format,
         }))
+    }
+
+    /// The answer checks (PII, secrets, banned terms), when any is on.
+    pub fn output(&self) -> Option<&OutputScanner> {
+        self.output.as_ref()
+    }
+
+    pub fn format_action(&self) -> FormatAction {
+        self.format
     }
 
     /// The system-prompt leak guard for this request, when `system_prompt_leak` is on and the
     /// request has a system or developer message. Built from the screened messages, i.e. the
-    /// same (possibly redacted) prompt text the upstream sees. `input_findings` are carried so
-    /// the log keeps them when leak findings are added.
+    /// same (possibly redacted) prompt text the upstream sees.
     pub fn leak_guard(
         &self,
         messages: &[ChatMessage],
-        input_findings: &[Value],
     ) -> Result<Option<LeakGuard>, GuardrailError> {
         if self.leak == Action::Off {
             return Ok(None);
         }
-        leak::arm(self.leak, messages, input_findings.to_vec())
+        leak::arm(self.leak, messages)
     }
 
     pub fn screen(&self, messages: &mut [ChatMessage]) -> Result<Screened, Blocked> {
@@ -194,6 +169,9 @@ impl InputGuardrails {
             for text in texts_mut(message) {
                 if let (Some((detector, action)), Some(origin)) = (&self.injection, origin) {
                     self.check_injection(detector, *action, origin, text, index, &mut out)?;
+                }
+                if let (Some((terms, action)), Some(_)) = (&self.banned, origin) {
+                    screen_banned(terms, *action, text, index, &mut out)?;
                 }
                 if let Some((scanner, redactor)) = &self.pii {
                     screen_pii(scanner, redactor, text, index, &mut out)?;
@@ -273,7 +251,51 @@ fn screen_pii(
     Ok(())
 }
 
-fn action_name(a: Action) -> &'static str {
+fn screen_banned(
+    terms: &BannedTerms,
+    action: Action,
+    text: &mut String,
+    index: usize,
+    out: &mut Screened,
+) -> Result<(), Blocked> {
+    let found = terms.find(text);
+    if found.is_empty() {
+        return Ok(());
+    }
+    metrics::counter!("switchyard_guardrail_findings_total",
+        "kind" => BANNED_TERM, "action" => action_name(action))
+    .increment(found.len() as u64);
+    for _ in &found {
+        out.findings.push(json!({
+            "kind": BANNED_TERM,
+            "action": action_name(action),
+            "score": 1.0,
+            "message": index,
+        }));
+    }
+    match action {
+        Action::Block => Err(Blocked {
+            guardrail: "banned_terms",
+            kind: BANNED_TERM,
+            index,
+        }),
+        Action::Redact => {
+            let mut redacted = String::with_capacity(text.len());
+            let mut last = 0;
+            for m in &found {
+                redacted.push_str(&text[last..m.start]);
+                redacted.push_str(BANNED_PLACEHOLDER);
+                last = m.end;
+            }
+            redacted.push_str(&text[last..]);
+            *text = redacted;
+            Ok(())
+        }
+        Action::Detect | Action::Off => Ok(()),
+    }
+}
+
+pub(crate) fn action_name(a: Action) -> &'static str {
     match a {
         Action::Off => "off",
         Action::Detect => "detect",
@@ -345,8 +367,8 @@ impl StreamRestore {
 mod tests {
     use super::*;
 
-    fn guard(pii: Action, secrets: Action) -> InputGuardrails {
-        InputGuardrails::new(&GuardrailsConfig {
+    fn guard(pii: Action, secrets: Action) -> Guardrails {
+        Guardrails::new(&GuardrailsConfig {
             pii,
             secrets,
             ..GuardrailsConfig::default()
@@ -355,8 +377,8 @@ mod tests {
         .unwrap()
     }
 
-    fn injection_guard(action: Action) -> InputGuardrails {
-        InputGuardrails::new(&GuardrailsConfig {
+    fn injection_guard(action: Action) -> Guardrails {
+        Guardrails::new(&GuardrailsConfig {
             injection: action,
             ..GuardrailsConfig::default()
         })
@@ -366,7 +388,7 @@ mod tests {
 
     #[test]
     fn off_builds_nothing() {
-        assert!(InputGuardrails::new(&GuardrailsConfig::default())
+        assert!(Guardrails::new(&GuardrailsConfig::default())
             .unwrap()
             .is_none());
     }
@@ -490,6 +512,6 @@ mod tests {
         }
         // Only the leak guard on still builds the stage.
         let c: GuardrailsConfig = toml::from_str("system_prompt_leak = \"detect\"").unwrap();
-        assert!(InputGuardrails::new(&c).unwrap().is_some());
+        assert!(Guardrails::new(&c).unwrap().is_some());
     }
 }

@@ -51,6 +51,7 @@ const BASE: &[&str] = &[
 /// hence the `'user'` default.
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("requests", "user_id", "TEXT"),
+    ("requests", "bodies", "TEXT"),
     ("api_keys", "name", "TEXT NOT NULL DEFAULT ''"),
     ("api_keys", "role", "TEXT NOT NULL DEFAULT 'user'"),
     ("api_keys", "models", "TEXT NOT NULL DEFAULT '[]'"),

@@ -47,6 +47,11 @@ pub fn record(id: &str, ts_ms: i64) -> RequestRecord {
         tags: vec!["prod".into(), "ünïcode ✓".into()],
         metadata,
         user: Some("end-user ü".into()),
+        bodies: Some(serde_json::json!({
+            "messages": [{"role": "user", "content": "héllo [EMAIL]"}],
+            "answer": "ü ✓",
+            "redacted": true
+        })),
     }
 }
 

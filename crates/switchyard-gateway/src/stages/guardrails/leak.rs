@@ -8,7 +8,7 @@
 //! canary cut out. Either way the finding (kind, action, evidence — never text) is recorded and
 //! the answer is not cached.
 
-use serde_json::{json, Value};
+use serde_json::json;
 use switchyard_api::{ChatCompletionResponse, ChatMessage, ContentPart, MessageContent, Role};
 use switchyard_guardrails::{Action, GuardrailError, LeakEvidence, StreamLeakGuard};
 use switchyard_guardrails::{GuardConfig, SystemPromptGuard};
@@ -28,16 +28,12 @@ pub struct LeakGuard {
     guard: SystemPromptGuard,
     /// `Detect` or `Block`.
     action: Action,
-    /// The request log keeps one findings list, so the input stage's findings are kept here and
-    /// written again together with the leak findings.
-    findings: Vec<Value>,
 }
 
 /// Builds the guard for a request, or `None` when it has no system or developer text.
 pub(super) fn arm(
     action: Action,
     messages: &[ChatMessage],
-    input_findings: Vec<Value>,
 ) -> Result<Option<LeakGuard>, GuardrailError> {
     let prompt: Vec<String> = messages
         .iter()
@@ -49,11 +45,7 @@ pub(super) fn arm(
         return Ok(None);
     }
     let guard = SystemPromptGuard::with_config(&prompt.join("\n"), GuardConfig::default())?;
-    Ok(Some(LeakGuard {
-        guard,
-        action,
-        findings: input_findings,
-    }))
+    Ok(Some(LeakGuard { guard, action }))
 }
 
 fn is_system(role: Role) -> bool {
@@ -111,7 +103,7 @@ impl LeakGuard {
         leaked
     }
 
-    /// Counts the finding and writes it, with the input findings, into the request log.
+    /// Counts the finding and adds it to the request log's findings.
     pub fn record(
         &mut self,
         ctx: &mut RequestContext,
@@ -123,14 +115,13 @@ impl LeakGuard {
         metrics::counter!("switchyard_guardrail_findings_total",
             "kind" => SYSTEM_PROMPT_LEAK, "action" => action)
         .increment(1);
-        self.findings.push(json!({
+        ctx.add_guardrail_findings(vec![json!({
             "kind": SYSTEM_PROMPT_LEAK,
             "action": action,
             "evidence": evidence,
             "choice": choice,
             "stream": stream,
-        }));
-        ctx.set_guardrail_findings(self.findings.clone());
+        })]);
     }
 
     /// A fresh streaming check for one choice.
@@ -308,7 +299,7 @@ mod tests {
             ChatMessage::new(Role::System, PROMPT),
             ChatMessage::new(Role::User, "hi"),
         ];
-        arm(action, &msgs, Vec::new()).unwrap().unwrap()
+        arm(action, &msgs).unwrap().unwrap()
     }
 
     fn run(s: &mut LeakStream, text: &str, chunk: usize, block: bool) -> (String, bool) {
@@ -327,7 +318,7 @@ mod tests {
     #[test]
     fn no_system_prompt_arms_nothing_and_injection_hits_the_first_system_message() {
         let msgs = vec![ChatMessage::new(Role::User, "hi")];
-        assert!(arm(Action::Block, &msgs, Vec::new()).unwrap().is_none());
+        assert!(arm(Action::Block, &msgs).unwrap().is_none());
         let g = armed(Action::Block);
         let mut msgs = vec![
             ChatMessage::new(Role::User, "hi"),
