@@ -6,6 +6,7 @@
 pub mod config;
 pub mod logbodies;
 pub mod metrics;
+pub mod replay;
 pub mod requestlog;
 pub mod server;
 pub mod stages;

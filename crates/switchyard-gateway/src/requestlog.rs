@@ -22,6 +22,8 @@ const MAX_TAG_LEN: usize = 128;
 
 pub struct RequestContext {
     log: RequestLog,
+    /// `x-switchyard-route`, once routing has decided.
+    route_header: Option<String>,
     started: Instant,
     ttft: Option<Duration>,
     record: RequestRecord,
@@ -44,6 +46,7 @@ impl RequestContext {
         };
         Self {
             log,
+            route_header: None,
             started: Instant::now(),
             ttft: None,
             record,
@@ -175,6 +178,25 @@ impl RequestContext {
         self.record.prompt_tokens = usage.prompt_tokens;
         self.record.completion_tokens = usage.completion_tokens;
         self.record.cost_usd = model.cost_usd(usage.prompt_tokens, usage.completion_tokens);
+    }
+
+    /// How routing decided (`auto` decisions also go into `metadata.route`).
+    pub fn set_route_decision(&mut self, decision: Option<Value>, header: String) {
+        if let Some(d) = decision {
+            self.record.metadata.insert("route".to_owned(), d);
+        }
+        self.route_header = Some(header);
+    }
+
+    pub fn route_header(&self) -> Option<&str> {
+        self.route_header.as_deref()
+    }
+
+    /// Adds a further call's usage (a repair, a cascade escalation) at that model's prices.
+    pub fn add_usage(&mut self, model: &ModelEntry, usage: Usage) {
+        self.record.prompt_tokens += usage.prompt_tokens;
+        self.record.completion_tokens += usage.completion_tokens;
+        self.record.cost_usd += model.cost_usd(usage.prompt_tokens, usage.completion_tokens);
     }
 
     /// The usage recorded so far.

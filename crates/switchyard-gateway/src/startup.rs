@@ -18,7 +18,9 @@ use crate::stages::admission::Admission;
 use crate::stages::auth::{config_key_record, KeyRing, CONFIG_KEY_NAME};
 use crate::stages::call::{Backoff, Breakers, Caller};
 use crate::stages::guardrails::GuardrailSet;
+use crate::stages::routing::auto::AutoRouter;
 use crate::stages::routing::{ModelEntry, ModelTable};
+use switchyard_router::ComplexityRouter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -158,7 +160,15 @@ pub(crate) async fn build_runtime(
         .collect();
     let guardrails = GuardrailSet::new(&config.guardrails)
         .map_err(|e| StartError::Config(format!("guardrails: {e}")))?;
+    let classifier = match &config.router.classifier {
+        Some(path) => ComplexityRouter::load(path),
+        None => ComplexityRouter::embedded(),
+    }
+    .map_err(|e| StartError::Config(format!("router.classifier: {e}")))?;
+    let router = AutoRouter::new(&config, Arc::new(classifier))
+        .map_err(|e| StartError::Config(format!("router: {e}")))?;
     Ok(Runtime {
+        router,
         bodies: crate::logbodies::BodyPolicy::new(&config),
         admission: Arc::new(Admission::new(&config, state.clone(), store.clone())),
         guardrails,
@@ -332,6 +342,7 @@ fn build_models(config: &Config, client: &reqwest::Client) -> Result<ModelTable,
             fallbacks: m.fallbacks.clone(),
             context_window: m.context_window,
             context_fallback: m.context_fallback.clone(),
+            self_hosted: config.model_is_self_hosted(&m.name),
         });
     }
     Ok(table)

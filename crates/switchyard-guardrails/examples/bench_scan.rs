@@ -7,7 +7,9 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use switchyard_guardrails::{Action, InjectionDetector, Origin, Redactor, Scanner, ScannerConfig};
+use switchyard_guardrails::{
+    Action, BannedTerms, InjectionDetector, Origin, OutputScanner, Redactor, Scanner, ScannerConfig,
+};
 
 const PARAGRAPH: &str =
     "The quarterly review covers 14 product lines across 3 regions. Revenue rose \
@@ -91,9 +93,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     measure("injection score, tool origin, attack", iters, || {
         black_box(detector.score_as(black_box(&attacked), Origin::Tool));
     });
+    let banned = BannedTerms::new([
+        "project falcon",
+        "codename orion",
+        "acme merger",
+        "internal roadmap",
+        "q3 layoffs",
+    ])?;
+    measure("banned terms (5), no match", iters, || {
+        black_box(banned.find(black_box(&dirty)));
+    });
     measure("all input scanners, 5 findings", iters, || {
         black_box(detector.score(black_box(&dirty)));
+        black_box(banned.find(black_box(&dirty)));
         black_box(redactor.redact(black_box(&dirty)));
     });
+    let output = OutputScanner::new(Action::Redact, Action::Block, &[], Action::Block)?
+        .ok_or("output scanner is on")?;
+    measure(
+        "output scan of a 2,000-token answer, 5 findings",
+        iters,
+        || {
+            black_box(output.screen(black_box(&dirty)));
+        },
+    );
     Ok(())
 }

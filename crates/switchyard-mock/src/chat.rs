@@ -251,7 +251,7 @@ struct Completion<'a> {
 struct CompletionChoice<'a> {
     index: u32,
     message: AssistantMessage<'a>,
-    logprobs: Option<()>,
+    logprobs: Option<serde_json::Value>,
     finish_reason: &'static str,
 }
 
@@ -378,6 +378,15 @@ pub(crate) async fn handle(State(state): State<MockState>, request: Request) -> 
     result.unwrap_or_else(|err| encode_failed(&err))
 }
 
+/// OpenAI's `logprobs.content`: one entry per word, each at probability `percent`.
+fn logprobs(text: &str, percent: u8) -> serde_json::Value {
+    let logprob = (f64::from(percent) / 100.0).ln();
+    let content: Vec<serde_json::Value> = words(text)
+        .map(|w| serde_json::json!({"token": w, "logprob": logprob, "bytes": null, "top_logprobs": []}))
+        .collect();
+    serde_json::json!({ "content": content })
+}
+
 struct Reply<'a> {
     id: &'a str,
     model: &'a str,
@@ -409,7 +418,9 @@ impl Reply<'_> {
                     tool_calls,
                     refusal: None,
                 },
-                logprobs: None,
+                logprobs: faults
+                    .confidence
+                    .map(|p| logprobs(content.unwrap_or(""), p)),
                 finish_reason: self.output.finish_reason(),
             }],
             usage: self.usage,

@@ -43,6 +43,9 @@ pub struct Faults {
     pub context_limit: bool,
     /// `no-usage`: leave usage out of responses and streams.
     pub no_usage: bool,
+    /// `confidence-<percent>`: non-streamed answers carry token logprobs whose mean
+    /// probability is this (what a cascade reads as the model's confidence).
+    pub confidence: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +105,10 @@ impl Faults {
         } else if let Some(ms) = segment.strip_prefix("slow-") {
             if let Ok(ms) = ms.parse() {
                 self.slow = Some(Duration::from_millis(ms));
+            }
+        } else if let Some(p) = segment.strip_prefix("confidence-") {
+            if let Ok(p) = p.parse::<u8>() {
+                self.confidence = Some(p.clamp(1, 100));
             }
         } else if let Some(ms) = segment.strip_prefix("chunk-delay-") {
             if let Ok(ms) = ms.parse() {

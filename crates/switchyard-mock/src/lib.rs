@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -217,6 +217,7 @@ pub fn router(state: MockState) -> Router {
         .route("/v1/embeddings", post(embeddings::handle))
         .route("/v1/models", get(models))
         .route("/_mock/calls", get(calls))
+        .route("/_mock/last/{model}", get(last))
         .route("/_mock/reset", post(reset))
         .route("/healthz", get(healthz))
         .fallback(not_found)
@@ -282,6 +283,14 @@ async fn models(State(state): State<MockState>) -> Response {
 
 async fn calls(State(state): State<MockState>) -> Response {
     Json(state.calls_by_model()).into_response()
+}
+
+/// The last body received for a model string, so black-box tests can see what the upstream got.
+async fn last(State(state): State<MockState>, Path(model): Path<String>) -> Response {
+    match state.last_request(&model) {
+        Some(body) => Json(body).into_response(),
+        None => not_found().await,
+    }
 }
 
 async fn reset(State(state): State<MockState>) -> Response {

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use switchyard_gateway::{AdminKeySource, Config};
 
+mod routing_cmds;
 mod warm;
 
 // The request path makes many small, short-lived allocations across worker threads; mimalloc
@@ -53,6 +54,42 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Complexity-router tools.
+    Router {
+        #[command(subcommand)]
+        command: RouterCommand,
+    },
+    /// Re-decide logged `auto` traffic under a new routing config without calling any model,
+    /// and report the projected cost and the share of traffic per model.
+    Replay {
+        /// The config whose routing (tiers, prices, classifier, tenant rules) is replayed; its
+        /// `[store] url` is read unless --store is given.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// How far back: 7d, 12h, 30m.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        #[arg(long)]
+        store: Option<String>,
+        /// Newest requests read at most.
+        #[arg(long, default_value_t = 100_000)]
+        limit: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum RouterCommand {
+    /// Train the complexity classifier from labeled JSONL (`{"prompt"|"messages", "tier"}`
+    /// lines) and save a model file for `[router] classifier`.
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "router-model.json")]
+        out: PathBuf,
+        /// Cross-validation folds for the report.
+        #[arg(long, default_value_t = 5)]
+        folds: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +122,26 @@ fn main() -> std::process::ExitCode {
         .init();
     let result = match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Router {
+            command: RouterCommand::Train { data, out, folds },
+        } => routing_cmds::train_router(&data, &out, folds),
+        Command::Replay {
+            config,
+            since,
+            store,
+            limit,
+        } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
+            .and_then(|rt| {
+                rt.block_on(routing_cmds::replay(
+                    &config,
+                    &since,
+                    store.as_deref(),
+                    limit,
+                ))
+            }),
         Command::Cache {
             command:
                 CacheCommand::Warm {

@@ -29,6 +29,16 @@ pub struct TenantConfig {
     /// Opt-in: this tenant's prompts and answers are logged as they were, not redacted.
     #[serde(default)]
     pub log_raw_bodies: bool,
+    /// Where this tenant's requests may be processed (`any`, `self-hosted-only`,
+    /// `self-hosted-only-for-pii`).
+    #[serde(default)]
+    pub data_policy: super::DataPolicy,
+    /// The models `auto` may pick for this tenant (and that it may request); all when unset.
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+    /// Trusted tenant: its `x-switchyard-tier: 1|2|3` header overrides the classifier.
+    #[serde(default)]
+    pub route_overrides: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

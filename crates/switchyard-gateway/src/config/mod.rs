@@ -13,8 +13,10 @@ use serde::Deserialize;
 mod cache;
 mod governance;
 mod local;
+mod router;
 
 pub use cache::{CacheConfig, CacheOverride, CachePolicy};
+pub use router::{DataPolicy, RouterConfig};
 
 pub use governance::{BudgetConfig, BudgetMode, BudgetPeriod, StateConfig, TenantConfig};
 
@@ -61,6 +63,9 @@ pub struct Config {
     pub guardrails: crate::stages::guardrails::GuardrailsConfig,
     #[serde(default)]
     pub cache: CacheConfig,
+    /// `"model": "auto"`: tiered routing with the complexity classifier.
+    #[serde(default)]
+    pub router: RouterConfig,
 }
 
 fn default_listen() -> String {
@@ -251,6 +256,8 @@ pub struct ModelConfig {
     pub context_window: Option<u64>,
     /// Model to use when this one reports context length exceeded.
     pub context_fallback: Option<String>,
+    /// 1 (cheap) to 3 (strongest): what `"model": "auto"` may pick. Without one, never picked.
+    pub tier: Option<u8>,
 }
 
 impl Config {
@@ -315,6 +322,7 @@ impl Config {
         self.validate_governance(&mut errs);
         self.validate_cache(&mut errs);
         errs.extend(self.guardrails.problems());
+        self.validate_router(&mut errs);
         if errs.is_empty() {
             Ok(())
         } else {

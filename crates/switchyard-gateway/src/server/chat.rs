@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http::HeaderMap;
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse, Usage};
 
-use super::{admit, cached, fail, header_value, stream, ApiError, AppState};
+use super::{admit, cached, fail, header_value, route, stream, ApiError, AppState};
 use crate::requestlog::{estimate_tokens, RequestContext};
 use crate::stages::cache::CacheOutcome;
 use crate::stages::call::CallError;
@@ -36,9 +36,17 @@ pub async fn chat_completions(
     if let Err(e) = validate(&req) {
         return fail(ctx, e);
     }
-    let plan = match rt.models.plan(&req.model) {
-        Ok(plan) => plan,
-        Err(e) => return fail(ctx, e.into()),
+    let (plan, mut decision) = match route::route(&rt, &principal, &headers, &req) {
+        Ok(routed) => {
+            ctx.set_route_decision(routed.decision.as_ref().map(route::log_value), {
+                match &routed.decision {
+                    Some(d) => d.header(),
+                    None => format!("model={}; reason=requested", req.model),
+                }
+            });
+            (routed.plan, routed.decision)
+        }
+        Err(e) => return fail(ctx, e),
     };
     let tags = ctx.tags().to_vec();
     let prompt_estimate =
@@ -128,6 +136,12 @@ pub async fn chat_completions(
         return stream::respond(app.clone(), rt, ctx, req, plan, guards, cache_plan).await;
     }
 
+    // A cascade judges the cheap answer by its token probabilities where the provider has them.
+    let wants_logprobs = req.logprobs == Some(true);
+    let cascading = decision.as_ref().is_some_and(|d| route::cascades(&rt, d));
+    if cascading && req.logprobs.is_none() {
+        req.logprobs = Some(true);
+    }
     let req = Arc::new(req);
     let result = rt
         .caller
@@ -138,7 +152,7 @@ pub async fn chat_completions(
         .await;
     let CallOutcome {
         value: mut resp,
-        model,
+        mut model,
         mut attempts,
     } = match result {
         Ok(out) => out,
@@ -149,18 +163,36 @@ pub async fn chat_completions(
     };
     ctx.set_route(&model, attempts);
     ctx.mark_first_token();
-    let mut usage = resp.usage.unwrap_or_else(|| estimated_usage(&req, &resp));
+    let usage = resp.usage.unwrap_or_else(|| estimated_usage(&req, &resp));
     ctx.set_usage(&model, usage);
+    if let Some(d) = decision.as_mut().filter(|_| cascading) {
+        if let Some(out) = route::cascade(&rt, &principal, &headers, &req, d, &resp).await {
+            let more = out
+                .value
+                .usage
+                .unwrap_or_else(|| estimated_usage(&req, &out.value));
+            ctx.add_usage(&out.model, more);
+            attempts += out.attempts;
+            model = out.model;
+            resp = out.value;
+            ctx.set_route(&model, attempts);
+        }
+        ctx.set_route_decision(Some(route::log_value(d)), d.header());
+    }
+    if !wants_logprobs {
+        for c in &mut resp.choices {
+            c.logprobs = None;
+        }
+    }
     let mut format_ok = true;
     if let Some(check) = &format {
         match repair_format(&rt, &mut ctx, check, &req, &model, resp).await {
             Ok(Repaired::Valid(r, extra)) => {
                 resp = r;
                 if let Some((more_usage, more_attempts)) = extra {
-                    usage = add_usage(usage, more_usage);
+                    ctx.add_usage(&model, more_usage);
                     attempts += more_attempts;
                     ctx.set_route(&model, attempts);
-                    ctx.set_usage(&model, usage);
                 }
             }
             Ok(Repaired::Invalid(r)) => {
@@ -271,7 +303,7 @@ async fn repair_format(
         }
         Some(still) => {
             check.record(ctx, &still, Some(false), false);
-            ctx.set_usage(model, add_usage(ctx.usage(), usage));
+            ctx.add_usage(model, usage);
             Err(format_error(&still))
         }
     }
@@ -284,13 +316,6 @@ fn repair_failed(e: CallError) -> ApiError {
         err.message
     );
     err
-}
-
-fn add_usage(a: Usage, b: Usage) -> Usage {
-    Usage::new(
-        a.prompt_tokens + b.prompt_tokens,
-        a.completion_tokens + b.completion_tokens,
-    )
 }
 
 /// The answer exists but is refused: a 400 like the input guardrails' blocks, since the request
@@ -368,6 +393,9 @@ pub(super) fn served_by_headers(
     }
     if let Some(outcome) = ctx.cache_outcome() {
         headers.insert("x-switchyard-cache", header_value(outcome));
+    }
+    if let Some(route) = ctx.route_header() {
+        headers.insert("x-switchyard-route", header_value(route));
     }
     headers.insert("x-switchyard-model", header_value(model));
     headers.insert("x-switchyard-provider", header_value(provider));

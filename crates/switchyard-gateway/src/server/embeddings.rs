@@ -80,10 +80,11 @@ pub async fn list_models(State(app): State<Arc<AppState>>, headers: HeaderMap) -
         Err(e) => return ApiError::from(e).into_response(),
     };
     let rt = app.runtime();
-    let data = rt
+    let allowed = |name: &str| principal.key.as_ref().is_none_or(|k| k.allows_model(name));
+    let mut data: Vec<ModelObject> = rt
         .models
         .names()
-        .filter(|name| principal.key.as_ref().is_none_or(|k| k.allows_model(name)))
+        .filter(|name| allowed(name))
         .filter_map(|name| rt.models.get(name))
         .map(|m| ModelObject {
             id: m.name.clone(),
@@ -92,5 +93,14 @@ pub async fn list_models(State(app): State<Arc<AppState>>, headers: HeaderMap) -
             owned_by: m.provider_name().to_owned(),
         })
         .collect();
+    let auto = &rt.config.router.model;
+    if rt.router.has_tiers() && allowed(auto) {
+        data.push(ModelObject {
+            id: auto.clone(),
+            object: "model".to_owned(),
+            created: 0,
+            owned_by: "switchyard".to_owned(),
+        });
+    }
     Json(ModelList::new(data)).into_response()
 }

@@ -6,6 +6,7 @@ mod chat;
 mod embeddings;
 mod error;
 mod health;
+mod route;
 mod stream;
 
 use std::future::Future;
@@ -45,6 +46,8 @@ pub struct Runtime {
     pub bodies: crate::logbodies::BodyPolicy,
     pub models: ModelTable,
     pub caller: Caller,
+    /// `"model": "auto"` and the tenants' routing rules.
+    pub router: crate::stages::routing::auto::AutoRouter,
 }
 
 pub struct AppState {

@@ -1,6 +1,10 @@
-//! Stage 3 — which models may serve a request, in order: the requested model, then its
-//! configured fallbacks. Context-length fallbacks are looked up here too, but only taken by the
-//! call stage when an upstream actually reports the context exceeded.
+//! Stage 5 — which models may serve a request, in order: the requested model (or, for
+//! `"model": "auto"`, the one `auto` picks), then its configured fallbacks. Context-length
+//! fallbacks are looked up here too, but only taken by the call stage when an upstream actually
+//! reports the context exceeded.
+
+pub mod auto;
+pub mod cascade;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +27,8 @@ pub struct ModelEntry {
     /// Circuit breakers are kept per deployment (provider × upstream model), so one failing model
     /// does not cut off its provider's healthy ones.
     pub breaker_key: String,
+    /// The provider runs on the operator's own infrastructure (data-policy routing).
+    pub self_hosted: bool,
 }
 
 impl ModelEntry {

@@ -1,0 +1,319 @@
+//! `"model": "auto"`: the cheapest tier a request needs, under the tenant's rules.
+//!
+//! Order of the decision: tenant rules first (allowed models, data policy), then a trusted
+//! tenant's `x-switchyard-tier` header, else the complexity classifier
+//! (`switchyard_router::ComplexityRouter`); then the session floor (a conversation never drops
+//! to a lower tier within `session_ttl_secs`). Among the allowed models the lowest tier at or
+//! above the need wins, the cheapest within it. Everything here is built from the config alone
+//! (no providers), so `switchyard replay` re-decides logged traffic with the same code.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use switchyard_api::ChatMessage;
+use switchyard_guardrails::{Action, Kind, Scanner, ScannerConfig};
+use switchyard_router::ComplexityRouter;
+
+use crate::config::{Config, DataPolicy};
+
+/// A model `auto` may pick.
+#[derive(Debug, Clone)]
+pub struct TierModel {
+    pub name: String,
+    pub tier: u8,
+    /// Input plus output price per million tokens: the tie-break within a tier.
+    pub price: f64,
+    pub self_hosted: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TenantRules {
+    policy: DataPolicy,
+    allowed: Option<Vec<String>>,
+    overrides: bool,
+}
+
+/// Why the route is what it is: sent as `x-switchyard-route` and stored in the request log.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteDecision {
+    pub model: String,
+    pub tier: u8,
+    /// What the request needed before the session floor and availability.
+    pub needed: u8,
+    /// `classifier`, `header`, `session` (the floor raised it), `policy` (a data policy removed
+    /// the cheaper models) or `cascade` (a low-confidence answer was asked again one tier up).
+    pub reason: &'static str,
+    pub score: f32,
+    pub signals: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_policy: Option<&'static str>,
+    /// Set when a cascade judged the first answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<super::cascade::Confidence>,
+    /// The model whose low-confidence answer was replaced, when the cascade escalated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalated_from: Option<String>,
+}
+
+impl RouteDecision {
+    /// `tier=1; model=small; reason=classifier; score=0.12; signals=short,question`
+    pub fn header(&self) -> String {
+        let mut h = format!(
+            "tier={}; model={}; reason={}; score={:.3}",
+            self.tier, self.model, self.reason, self.score
+        );
+        if !self.signals.is_empty() {
+            h.push_str("; signals=");
+            h.push_str(&self.signals.join(","));
+        }
+        if let Some(p) = self.data_policy {
+            h.push_str("; data_policy=");
+            h.push_str(p);
+        }
+        if let Some(c) = self.confidence {
+            h.push_str(&format!("; confidence={:.2} ({})", c.value, c.source));
+        }
+        if let Some(from) = &self.escalated_from {
+            h.push_str("; escalated_from=");
+            h.push_str(from);
+        }
+        h
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AutoRouteError {
+    #[error("no model is available for `{auto}` under this tenant's rules ({why})")]
+    NoModel { auto: String, why: &'static str },
+}
+
+pub struct AutoRouter {
+    name: String,
+    classifier: Arc<ComplexityRouter>,
+    /// Sorted by tier, then price, then config order.
+    models: Vec<TierModel>,
+    tenants: HashMap<String, TenantRules>,
+    sessions: moka::sync::Cache<String, u8>,
+    pii: Scanner,
+}
+
+/// What one request brings to the decision.
+pub struct RouteRequest<'a> {
+    pub tenant: &'a str,
+    /// `user` or `x-switchyard-session`.
+    pub session: Option<&'a str>,
+    pub messages: &'a [ChatMessage],
+    /// `x-switchyard-tier`, honoured only for tenants with `route_overrides = true`.
+    pub tier_header: Option<u8>,
+    /// The API key's own model scope, if it has one: `auto` stays within it.
+    pub key_models: Option<&'a [String]>,
+}
+
+impl AutoRouter {
+    pub fn new(config: &Config, classifier: Arc<ComplexityRouter>) -> Result<Self, String> {
+        let mut models: Vec<TierModel> = config
+            .models
+            .iter()
+            .filter_map(|m| {
+                Some(TierModel {
+                    name: m.name.clone(),
+                    tier: m.tier?,
+                    price: m.input_usd_per_mtok + m.output_usd_per_mtok,
+                    self_hosted: config.model_is_self_hosted(&m.name),
+                })
+            })
+            .collect();
+        // Stable: config order breaks remaining ties.
+        models.sort_by(|a, b| a.tier.cmp(&b.tier).then(a.price.total_cmp(&b.price)));
+        let tenants = config
+            .tenants
+            .iter()
+            .map(|t| {
+                let rules = TenantRules {
+                    policy: t.data_policy,
+                    allowed: t.allowed_models.clone(),
+                    overrides: t.route_overrides,
+                };
+                (t.name.clone(), rules)
+            })
+            .collect();
+        let mut pii = ScannerConfig::all(Action::Off);
+        for kind in Kind::ALL {
+            pii.kinds.insert(kind, Action::Detect);
+        }
+        Ok(Self {
+            name: config.router.model.clone(),
+            classifier,
+            models,
+            tenants,
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(config.router.max_sessions)
+                .time_to_idle(Duration::from_secs(config.router.session_ttl_secs))
+                .build(),
+            pii: Scanner::new(pii).map_err(|e| e.to_string())?,
+        })
+    }
+
+    pub fn is_auto(&self, model: &str) -> bool {
+        model == self.name
+    }
+
+    /// Whether any model carries a tier, i.e. whether `auto` can serve at all.
+    pub fn has_tiers(&self) -> bool {
+        !self.models.is_empty()
+    }
+
+    /// Whether a tenant rule keeps `model` away from this request (explicit model requests
+    /// obey the data policy too). `None` when allowed.
+    pub fn forbids(
+        &self,
+        tenant: &str,
+        model: &str,
+        self_hosted: bool,
+        messages: &[ChatMessage],
+    ) -> Option<&'static str> {
+        let rules = self.tenants.get(tenant)?;
+        if let Some(allowed) = &rules.allowed {
+            if !allowed.iter().any(|m| m == model) {
+                return Some("allowed_models");
+            }
+        }
+        if !self_hosted && self.needs_self_hosted(rules.policy, messages) {
+            return Some(policy_name(rules.policy));
+        }
+        None
+    }
+
+    fn needs_self_hosted(&self, policy: DataPolicy, messages: &[ChatMessage]) -> bool {
+        match policy {
+            DataPolicy::Any => false,
+            DataPolicy::SelfHostedOnly => true,
+            DataPolicy::SelfHostedOnlyForPii => self.has_pii(messages),
+        }
+    }
+
+    /// PII in any message, or a placeholder the input guardrail left where PII was.
+    pub fn has_pii(&self, messages: &[ChatMessage]) -> bool {
+        messages.iter().any(|m| {
+            let text = m.text();
+            !self.pii.findings(&text).is_empty() || has_placeholder(&text)
+        })
+    }
+
+    /// The models this request may be routed to, cheapest tier first, and whether a data
+    /// policy restricted them to self-hosted ones.
+    fn candidates(&self, req: &RouteRequest<'_>) -> (Vec<&TierModel>, TenantRules, bool) {
+        let rules = self.tenants.get(req.tenant).cloned().unwrap_or_default();
+        let self_hosted_only = self.needs_self_hosted(rules.policy, req.messages);
+        let allowed = |m: &&TierModel| {
+            rules.allowed.as_ref().is_none_or(|a| a.contains(&m.name))
+                && (!self_hosted_only || m.self_hosted)
+                && req
+                    .key_models
+                    .is_none_or(|k| k.is_empty() || k.contains(&m.name))
+        };
+        let candidates = self.models.iter().filter(allowed).collect();
+        (candidates, rules, self_hosted_only)
+    }
+
+    /// The cheapest allowed model above `tier`, for a cascade escalation; records the higher
+    /// tier as the session's floor.
+    pub fn escalation(&self, req: &RouteRequest<'_>, tier: u8) -> Option<(String, u8)> {
+        let (candidates, _, _) = self.candidates(req);
+        let next = candidates.into_iter().find(|m| m.tier > tier)?;
+        if let Some(s) = req.session {
+            let key = format!("{}\u{0}{s}", req.tenant);
+            let floor = self.sessions.get(&key).unwrap_or(0);
+            self.sessions.insert(key, next.tier.max(floor));
+        }
+        Some((next.name.clone(), next.tier))
+    }
+
+    pub fn decide(&self, req: &RouteRequest<'_>) -> Result<RouteDecision, AutoRouteError> {
+        let (candidates, rules, self_hosted_only) = self.candidates(req);
+        if candidates.is_empty() {
+            return Err(AutoRouteError::NoModel {
+                auto: self.name.clone(),
+                why: if self_hosted_only {
+                    "no self-hosted model with a tier"
+                } else {
+                    "no allowed model has a tier"
+                },
+            });
+        }
+        let (needed, mut reason, score, signals) = match req.tier_header.filter(|_| rules.overrides)
+        {
+            Some(t) => (t.clamp(1, 3), "header", 1.0, Vec::new()),
+            None => {
+                let d = self.classifier.classify(req.messages);
+                let signals = d.reasons.iter().take(3).map(|(name, _)| *name).collect();
+                (d.tier, "classifier", d.score, signals)
+            }
+        };
+        let session_key = req.session.map(|s| format!("{}\u{0}{s}", req.tenant));
+        let floor = session_key.as_ref().and_then(|k| self.sessions.get(k));
+        let want = match floor {
+            Some(f) if f > needed => {
+                reason = "session";
+                f
+            }
+            _ => needed,
+        };
+        // The lowest tier at or above the need; if none is that strong, the strongest there is
+        // (the top tier's priciest model, price standing in for strength).
+        let pick = candidates
+            .iter()
+            .find(|m| m.tier >= want)
+            .or_else(|| candidates.last())
+            .copied()
+            .ok_or(AutoRouteError::NoModel {
+                auto: self.name.clone(),
+                why: "no allowed model has a tier",
+            })?;
+        let unrestricted_pick = self.models.iter().find(|m| m.tier >= want);
+        if self_hosted_only && unrestricted_pick.is_some_and(|m| m.name != pick.name) {
+            reason = "policy";
+        }
+        if let Some(k) = session_key {
+            self.sessions.insert(k, pick.tier.max(floor.unwrap_or(0)));
+        }
+        Ok(RouteDecision {
+            model: pick.name.clone(),
+            tier: pick.tier,
+            needed,
+            reason,
+            score,
+            signals,
+            data_policy: self_hosted_only.then(|| policy_name(rules.policy)),
+            confidence: None,
+            escalated_from: None,
+        })
+    }
+}
+
+fn policy_name(p: DataPolicy) -> &'static str {
+    match p {
+        DataPolicy::Any => "any",
+        DataPolicy::SelfHostedOnly => "self-hosted-only",
+        DataPolicy::SelfHostedOnlyForPii => "self-hosted-only-for-pii",
+    }
+}
+
+/// `[EMAIL_1]`, `[CREDIT_CARD_2]`: what input redaction leaves behind.
+fn has_placeholder(text: &str) -> bool {
+    text.match_indices('[').any(|(i, _)| {
+        let rest = &text[i + 1..];
+        let Some(end) = rest.find(']') else {
+            return false;
+        };
+        let inner = &rest[..end];
+        inner
+            .rsplit_once('_')
+            .is_some_and(|(kind, n)| Kind::parse(kind).is_some() && n.parse::<u32>().is_ok())
+    })
+}
+
+#[cfg(test)]
+mod tests;
