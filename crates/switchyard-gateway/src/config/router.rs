@@ -23,6 +23,9 @@ pub struct RouterConfig {
     /// tier up.
     pub cascade: bool,
     pub cascade_threshold: f32,
+    /// Thompson sampling among the models of the chosen tier, learning from cascades and
+    /// feedback. Off: the cheapest model of the tier, always.
+    pub bandit: bool,
 }
 
 impl Default for RouterConfig {
@@ -34,6 +37,7 @@ impl Default for RouterConfig {
             max_sessions: 100_000,
             cascade: true,
             cascade_threshold: 0.7,
+            bandit: false,
         }
     }
 }

@@ -177,6 +177,12 @@ pub async fn chat_completions(
             resp = out.value;
             ctx.set_route(&model, attempts);
         }
+        // The cascade's verdict teaches the within-tier bandit.
+        match (&d.escalated_from, d.confidence) {
+            (Some(from), _) => rt.router.record_outcome(from, false),
+            (None, Some(_)) => rt.router.record_outcome(&d.model, true),
+            _ => {}
+        }
         ctx.set_route_decision(Some(route::log_value(d)), d.header());
     }
     if !wants_logprobs {

@@ -18,6 +18,11 @@ use switchyard_router::ComplexityRouter;
 
 use crate::config::{Config, DataPolicy};
 
+mod bandit;
+
+pub use bandit::ArmDraw;
+use bandit::Bandit;
+
 /// A model `auto` may pick.
 #[derive(Debug, Clone)]
 pub struct TierModel {
@@ -55,6 +60,9 @@ pub struct RouteDecision {
     /// The model whose low-confidence answer was replaced, when the cascade escalated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub escalated_from: Option<String>,
+    /// The Thompson-sampling draws among the tier's models, when `[router] bandit` chose.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bandit: Vec<ArmDraw>,
 }
 
 impl RouteDecision {
@@ -97,6 +105,8 @@ pub struct AutoRouter {
     tenants: HashMap<String, TenantRules>,
     sessions: moka::sync::Cache<String, u8>,
     pii: Scanner,
+    /// `[router] bandit = true`: adaptive choice within a tier.
+    bandit: Option<Bandit>,
 }
 
 /// What one request brings to the decision.
@@ -146,18 +156,29 @@ impl AutoRouter {
         Ok(Self {
             name: config.router.model.clone(),
             classifier,
-            models,
             tenants,
             sessions: moka::sync::Cache::builder()
                 .max_capacity(config.router.max_sessions)
                 .time_to_idle(Duration::from_secs(config.router.session_ttl_secs))
                 .build(),
             pii: Scanner::new(pii).map_err(|e| e.to_string())?,
+            bandit: config
+                .router
+                .bandit
+                .then(|| Bandit::new(models.iter().map(|m| m.name.as_str()))),
+            models,
         })
     }
 
     pub fn is_auto(&self, model: &str) -> bool {
         model == self.name
+    }
+
+    /// An outcome for the within-tier bandit: a cascade's verdict or user feedback.
+    pub fn record_outcome(&self, model: &str, success: bool) {
+        if let Some(b) = &self.bandit {
+            b.record(model, success);
+        }
     }
 
     /// Whether any model carries a tier, i.e. whether `auto` can serve at all.
@@ -272,6 +293,26 @@ impl AutoRouter {
                 auto: self.name.clone(),
                 why: "no allowed model has a tier",
             })?;
+        // Within the tier, the bandit may prefer a model that has been doing better.
+        let mut draws = Vec::new();
+        let pick = match &self.bandit {
+            Some(bandit) => {
+                let same_tier: Vec<&TierModel> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|m| m.tier == pick.tier)
+                    .collect();
+                if same_tier.len() > 1 {
+                    let names: Vec<&str> = same_tier.iter().map(|m| m.name.as_str()).collect();
+                    let (best, all) = bandit.choose(&names);
+                    draws = all;
+                    same_tier[best]
+                } else {
+                    pick
+                }
+            }
+            None => pick,
+        };
         let unrestricted_pick = self.models.iter().find(|m| m.tier >= want);
         if self_hosted_only && unrestricted_pick.is_some_and(|m| m.name != pick.name) {
             reason = "policy";
@@ -289,6 +330,7 @@ impl AutoRouter {
             data_policy: self_hosted_only.then(|| policy_name(rules.policy)),
             confidence: None,
             escalated_from: None,
+            bandit: draws,
         })
     }
 }

@@ -190,3 +190,25 @@ fn config_errors_name_the_key() {
     let err = Config::parse(&bad_tier).unwrap_err();
     assert!(err.to_string().contains("models[2].tier"), "{err}");
 }
+
+#[test]
+fn the_bandit_learns_which_model_of_a_tier_does_well() {
+    let config = Config::parse(&format!("{CONFIG}\n[router]\nbandit = true\n")).unwrap();
+    let r = AutoRouter::new(&config, Arc::new(ComplexityRouter::embedded().unwrap())).unwrap();
+    for _ in 0..40 {
+        r.record_outcome("cheaper-mini", false);
+        r.record_outcome("onprem-small", false);
+        r.record_outcome("mini", true);
+    }
+    let picks: Vec<RouteDecision> = (0..50).map(|_| decide(&r, "open", EASY)).collect();
+    let mini = picks.iter().filter(|d| d.model == "mini").count();
+    assert!(mini >= 45, "{mini}");
+    // The draws explain the choice.
+    let d = &picks[0];
+    assert_eq!(d.bandit.len(), 3, "{d:?}");
+    let mini_arm = d.bandit.iter().find(|a| a.model == "mini").unwrap();
+    assert_eq!((mini_arm.successes, mini_arm.failures), (40, 0));
+    // Without `bandit`, the cheapest model of the tier, always, and no draws.
+    let plain = decide(&router(), "open", EASY);
+    assert!(plain.bandit.is_empty());
+}
