@@ -133,9 +133,10 @@ impl RequestContext {
                 push_tag(&mut self.record.tags, t);
             }
         }
+        // `experiment` is the gateway's to write (`set_experiment`): reports trust it.
         self.record.metadata = meta
             .iter()
-            .filter(|(k, _)| k.as_str() != "tags")
+            .filter(|(k, _)| !matches!(k.as_str(), "tags" | "experiment"))
             .take(MAX_TAGS)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
@@ -186,6 +187,14 @@ impl RequestContext {
             self.record.metadata.insert("route".to_owned(), d);
         }
         self.route_header = Some(header);
+    }
+
+    /// The experiment arm that served the request, as `metadata.experiment`
+    /// (`{"name": ..., "arm": ...}`); experiment reports group the log by it.
+    pub fn set_experiment(&mut self, assignment: &crate::stages::experiment::Assignment) {
+        self.record
+            .metadata
+            .insert("experiment".to_owned(), assignment.log_value());
     }
 
     pub fn route_header(&self) -> Option<&str> {

@@ -17,6 +17,7 @@ use crate::server::{now_ms, AppState, Runtime};
 use crate::stages::admission::Admission;
 use crate::stages::auth::{config_key_record, KeyRing, CONFIG_KEY_NAME};
 use crate::stages::call::{Backoff, Breakers, Caller};
+use crate::stages::experiment::{Experiments, FeedbackStats};
 use crate::stages::guardrails::GuardrailSet;
 use crate::stages::routing::auto::AutoRouter;
 use crate::stages::routing::{ModelEntry, ModelTable};
@@ -165,10 +166,23 @@ pub(crate) async fn build_runtime(
         None => ComplexityRouter::embedded(),
     }
     .map_err(|e| StartError::Config(format!("router.classifier: {e}")))?;
+    // From the store, so a reload or restart forgets no verdict (and picks up other replicas');
+    // a store that cannot answer only means starting without them.
+    let feedback = match store.feedback_outcomes().await {
+        Ok(rows) => FeedbackStats::from_store(&rows),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not read feedback outcomes; counting from zero");
+            FeedbackStats::default()
+        }
+    };
+    let feedback = Arc::new(feedback);
     let router = AutoRouter::new(&config, Arc::new(classifier))
-        .map_err(|e| StartError::Config(format!("router: {e}")))?;
+        .map_err(|e| StartError::Config(format!("router: {e}")))?
+        .with_feedback(feedback.clone());
     Ok(Runtime {
         router,
+        experiments: Experiments::new(&config.router),
+        feedback,
         bodies: crate::logbodies::BodyPolicy::new(&config),
         admission: Arc::new(Admission::new(&config, state.clone(), store.clone())),
         guardrails,
@@ -296,6 +310,8 @@ fn spawn_background(app: &Arc<AppState>) {
 }
 
 fn build_models(config: &Config, client: &reqwest::Client) -> Result<ModelTable, StartError> {
+    use crate::stages::call::DeploymentStats;
+    use crate::stages::routing::balance::ModelGroup;
     let mut providers = std::collections::HashMap::new();
     for p in &config.providers {
         let kind = match p.kind {
@@ -325,13 +341,22 @@ fn build_models(config: &Config, client: &reqwest::Client) -> Result<ModelTable,
         providers.insert(p.name.clone(), build_provider(settings, client.clone()));
     }
     let mut table = ModelTable::default();
+    // Entries naming the same deployment share its load and health, as they share its breaker.
+    let mut stats: std::collections::HashMap<String, Arc<DeploymentStats>> =
+        std::collections::HashMap::new();
     for m in &config.models {
         let provider = providers.get(&m.provider).cloned().ok_or_else(|| {
             StartError::Config(format!("model {}: unknown provider {}", m.name, m.provider))
         })?;
         let upstream = m.upstream.clone().unwrap_or_else(|| m.name.clone());
+        let breaker_key = format!("{}/{}", m.provider, upstream);
+        let deployment = stats
+            .entry(breaker_key.clone())
+            .or_insert_with(|| Arc::new(DeploymentStats::new(breaker_key.clone())))
+            .clone();
         table.insert(ModelEntry {
-            breaker_key: format!("{}/{}", m.provider, upstream),
+            breaker_key,
+            stats: deployment,
             name: m.name.clone(),
             provider,
             upstream,
@@ -344,6 +369,11 @@ fn build_models(config: &Config, client: &reqwest::Client) -> Result<ModelTable,
             context_fallback: m.context_fallback.clone(),
             self_hosted: config.model_is_self_hosted(&m.name),
         });
+    }
+    for g in &config.model_groups {
+        let group = ModelGroup::new(g, |name| table.get(name).cloned())
+            .map_err(|e| StartError::Config(e.to_string()))?;
+        table.insert_group(group);
     }
     Ok(table)
 }

@@ -1,5 +1,5 @@
-//! Durable request log, API-key and tenant store, audit log, spend ledger and
-//! persisted semantic-cache entries for Switchyard.
+//! Durable request log, API-key and tenant store, audit log, spend ledger,
+//! persisted semantic-cache entries and end-user feedback for Switchyard.
 //!
 //! SQLite is the zero-configuration default; PostgreSQL is for production.
 //! [`RequestLog`] sits in front of either and batches writes off the request
@@ -17,6 +17,7 @@ use async_trait::async_trait;
 
 mod audit;
 mod cache;
+mod feedback;
 mod keys;
 mod postgres;
 mod record;
@@ -27,6 +28,7 @@ mod writer;
 
 pub use audit::AuditEvent;
 pub use cache::{CacheEntryFilter, CacheEntryRecord};
+pub use feedback::{ArmStats, ExperimentQuery, FeedbackRecord, ModelFeedback};
 pub use keys::{ApiKeyRecord, TenantRecord};
 pub use postgres::PostgresStore;
 pub use record::RequestRecord;
@@ -124,10 +126,11 @@ pub trait Store: Send + Sync + 'static {
     async fn sum_cost(&self, filter: &CostFilter) -> Result<f64, StoreError>;
     /// Deletes `tenant`'s requests with `ts_ms < before_ms`, first adding them,
     /// in the same transaction, to the daily rollups that keep spend totals
-    /// (without end users). Returns the number of requests deleted.
+    /// (without end users), and the tenant's feedback given before
+    /// `before_ms`. Returns the number of requests deleted.
     async fn purge_requests(&self, tenant: &str, before_ms: i64) -> Result<u64, StoreError>;
-    /// Deletes every request of end user `user` (rollups hold no user).
-    /// Returns the number deleted.
+    /// Deletes every request of end user `user` (rollups hold no user) and
+    /// the feedback on them. Returns the number of requests deleted.
     async fn delete_user_requests(&self, user: &str) -> Result<u64, StoreError>;
 
     /// Inserts or replaces (by `key`) semantic-cache entries in one
@@ -144,6 +147,23 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_cache_entries(&self, filter: &CacheEntryFilter) -> Result<u64, StoreError>;
     /// Deletes entries with `expires_ms <= now_ms`; returns how many.
     async fn purge_expired_cache_entries(&self, now_ms: i64) -> Result<u64, StoreError>;
+
+    /// Stores the verdict on `feedback.request_id`, replacing any earlier one,
+    /// and returns the one replaced. A score outside [-1, 1] is refused
+    /// (`StoreError::Encode`).
+    async fn put_feedback(
+        &self,
+        feedback: &FeedbackRecord,
+    ) -> Result<Option<FeedbackRecord>, StoreError>;
+    async fn get_feedback(&self, request_id: &str) -> Result<Option<FeedbackRecord>, StoreError>;
+    /// Success, failure and neutral counts per answering model, over all
+    /// stored feedback; ordered by model.
+    async fn feedback_outcomes(&self) -> Result<Vec<ModelFeedback>, StoreError>;
+    /// Per-arm numbers of one experiment: the requests whose
+    /// `metadata.experiment` names it, joined with their feedback; ordered by
+    /// arm. Arms without requests are absent.
+    async fn experiment_report(&self, query: &ExperimentQuery)
+        -> Result<Vec<ArmStats>, StoreError>;
 }
 
 /// Pool tuning shared by both backends. The defaults suit the gateway; tests

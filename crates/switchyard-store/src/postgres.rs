@@ -6,20 +6,22 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
-use crate::record::{dedup_rows, RequestRow, REQUEST_COLUMNS};
+use crate::record::{dedup_rows, RequestRow, REQUEST_COLUMNS, REQUEST_INSERT_COLUMNS};
 use crate::{
-    redact_url, ApiKeyRecord, AuditEvent, CacheEntryFilter, CacheEntryRecord, CostFilter,
-    RequestRecord, SpendQuery, SpendRow, Store, StoreError, StoreOptions, TenantRecord,
+    redact_url, ApiKeyRecord, ArmStats, AuditEvent, CacheEntryFilter, CacheEntryRecord, CostFilter,
+    ExperimentQuery, FeedbackRecord, ModelFeedback, RequestRecord, SpendQuery, SpendRow, Store,
+    StoreError, StoreOptions, TenantRecord,
 };
 
 mod cache;
+mod feedback;
 mod keys;
 mod ledger;
 mod schema;
 
 const BACKEND: &str = "postgres";
 
-/// 22 columns per row keeps a statement far below the 65535 bind limit.
+/// 25 columns per row keeps a statement far below the 65535 bind limit.
 /// Rows per multi-row INSERT. Every distinct row count is a distinct statement; only full chunks
 /// are kept prepared, so the statement cache holds one insert instead of one per batch size
 /// (each a large prepared program per connection, which grew memory under load).
@@ -138,6 +140,8 @@ fn read_request(row: &PgRow) -> Result<RequestRow, sqlx::Error> {
         metadata: row.try_get("metadata")?,
         user_id: row.try_get("user_id")?,
         bodies: row.try_get("bodies")?,
+        experiment: None,
+        experiment_arm: None,
     })
 }
 
@@ -183,8 +187,9 @@ impl Store for PostgresStore {
         );
         let mut tx = self.pool.begin().await.map_err(StoreError::db(BACKEND))?;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut qb =
-                QueryBuilder::<Postgres>::new(format!("INSERT INTO requests ({REQUEST_COLUMNS}) "));
+            let mut qb = QueryBuilder::<Postgres>::new(format!(
+                "INSERT INTO requests ({REQUEST_INSERT_COLUMNS}) "
+            ));
             qb.push_values(chunk, |mut b, r| {
                 b.push_bind(&r.request_id)
                     .push_bind(r.ts_ms)
@@ -208,7 +213,9 @@ impl Store for PostgresStore {
                     .push_bind(&r.tags)
                     .push_bind(&r.metadata)
                     .push_bind(&r.user_id)
-                    .push_bind(&r.bodies);
+                    .push_bind(&r.bodies)
+                    .push_bind(&r.experiment)
+                    .push_bind(&r.experiment_arm);
             });
             qb.push(" ON CONFLICT (request_id) DO NOTHING");
             qb.build()
@@ -328,6 +335,28 @@ impl Store for PostgresStore {
 
     async fn purge_expired_cache_entries(&self, now_ms: i64) -> Result<u64, StoreError> {
         self.cache_purge(now_ms).await
+    }
+
+    async fn put_feedback(
+        &self,
+        feedback: &FeedbackRecord,
+    ) -> Result<Option<FeedbackRecord>, StoreError> {
+        self.feedback_put(feedback).await
+    }
+
+    async fn get_feedback(&self, request_id: &str) -> Result<Option<FeedbackRecord>, StoreError> {
+        self.feedback_get(request_id).await
+    }
+
+    async fn feedback_outcomes(&self) -> Result<Vec<ModelFeedback>, StoreError> {
+        self.outcomes_by_model().await
+    }
+
+    async fn experiment_report(
+        &self,
+        query: &ExperimentQuery,
+    ) -> Result<Vec<ArmStats>, StoreError> {
+        self.experiment_stats(query).await
     }
 }
 

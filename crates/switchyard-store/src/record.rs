@@ -53,6 +53,13 @@ pub(crate) const REQUEST_COLUMNS: &str = "request_id, ts_ms, tenant, key_id, end
      prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms, attempts, \
      stream, cache, tags, metadata, user_id, bodies";
 
+/// Insert column order: [`REQUEST_COLUMNS`], then the columns derived from the record (never read
+/// back: `metadata` holds the same facts).
+pub(crate) const REQUEST_INSERT_COLUMNS: &str = "request_id, ts_ms, tenant, key_id, endpoint, \
+     model_requested, model_used, provider, status, error_kind, error_message, \
+     prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms, attempts, \
+     stream, cache, tags, metadata, user_id, bodies, experiment, experiment_arm";
+
 /// A [`RequestRecord`] reduced to types every SQL backend can bind natively
 /// (signed integers, text, f64, bool), so the backend modules only move values.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +87,9 @@ pub(crate) struct RequestRow {
     pub metadata: String,
     pub user_id: Option<String>,
     pub bodies: Option<String>,
+    /// `metadata.experiment`'s name and arm, as their own indexed columns (insert only).
+    pub experiment: Option<String>,
+    pub experiment_arm: Option<String>,
 }
 
 /// Saturates instead of failing: a single absurd counter must not make a
@@ -122,6 +132,7 @@ impl RequestRow {
                 None => None,
             };
         let cost_usd = finite_cost(rec);
+        let (experiment, experiment_arm) = crate::feedback::experiment_tag(&rec.metadata);
         Ok(Self {
             request_id: rec.request_id.clone(),
             ts_ms: rec.ts_ms,
@@ -146,6 +157,8 @@ impl RequestRow {
             metadata,
             user_id: rec.user.clone(),
             bodies,
+            experiment,
+            experiment_arm,
         })
     }
 
@@ -224,6 +237,8 @@ impl RequestRow {
         clean_opt(&mut self.error_message);
         clean_opt(&mut self.cache);
         clean_opt(&mut self.user_id);
+        clean_opt(&mut self.experiment);
+        clean_opt(&mut self.experiment_arm);
         // tags/metadata are JSON text, where serde_json already escapes NUL.
         self
     }

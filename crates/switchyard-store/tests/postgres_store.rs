@@ -184,6 +184,16 @@ async fn postgres_cache_entries() {
     with_schema(|_, _, store| common::cache::cache_suite(store)).await;
 }
 
+#[tokio::test]
+async fn postgres_feedback_and_experiment_reports() {
+    with_schema(|_, _, store| common::feedback::feedback_suite(store)).await;
+}
+
+#[tokio::test]
+async fn postgres_feedback_follows_deletion_and_retention() {
+    with_schema(|_, _, store| common::feedback::feedback_lifecycle(store)).await;
+}
+
 /// The schema and one row of each table exactly as the first release wrote
 /// them.
 const OLD_SCHEMA: &[&str] = &[

@@ -191,6 +191,18 @@ async fn sqlite_cache_entries_in_memory() {
 }
 
 #[tokio::test]
+async fn sqlite_feedback_and_experiment_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    common::feedback::feedback_suite(file_store(&dir, "f.db").await.1).await;
+}
+
+#[tokio::test]
+async fn sqlite_feedback_follows_deletion_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    common::feedback::feedback_lifecycle(file_store(&dir, "fl.db").await.1).await;
+}
+
+#[tokio::test]
 async fn cache_entries_survive_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let (url, store) = file_store(&dir, "reopen.db").await;

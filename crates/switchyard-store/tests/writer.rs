@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use switchyard_store::{
-    connect, connect_lazy_with, ApiKeyRecord, AuditEvent, CacheEntryFilter, CacheEntryRecord,
-    CostFilter, RequestLog, RequestRecord, SpendQuery, SpendRow, Store, StoreError, StoreOptions,
-    TenantRecord, WriterOptions,
+    connect, connect_lazy_with, ApiKeyRecord, ArmStats, AuditEvent, CacheEntryFilter,
+    CacheEntryRecord, CostFilter, ExperimentQuery, FeedbackRecord, ModelFeedback, RequestLog,
+    RequestRecord, SpendQuery, SpendRow, Store, StoreError, StoreOptions, TenantRecord,
+    WriterOptions,
 };
 
 async fn sqlite_store(dir: &Path, name: &str) -> Arc<dyn Store> {
@@ -304,6 +305,24 @@ impl Store for Flaky {
     }
     async fn purge_expired_cache_entries(&self, now_ms: i64) -> Result<u64, StoreError> {
         self.inner.purge_expired_cache_entries(now_ms).await
+    }
+    async fn put_feedback(
+        &self,
+        feedback: &FeedbackRecord,
+    ) -> Result<Option<FeedbackRecord>, StoreError> {
+        self.inner.put_feedback(feedback).await
+    }
+    async fn get_feedback(&self, request_id: &str) -> Result<Option<FeedbackRecord>, StoreError> {
+        self.inner.get_feedback(request_id).await
+    }
+    async fn feedback_outcomes(&self) -> Result<Vec<ModelFeedback>, StoreError> {
+        self.inner.feedback_outcomes().await
+    }
+    async fn experiment_report(
+        &self,
+        query: &ExperimentQuery,
+    ) -> Result<Vec<ArmStats>, StoreError> {
+        self.inner.experiment_report(query).await
     }
 }
 

@@ -10,11 +10,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod balance;
 mod cache;
 mod governance;
 mod local;
 mod router;
 
+pub use balance::{BalanceStrategy, ModelGroupConfig, MAX_GROUP_MEMBERS};
 pub use cache::{CacheConfig, CacheOverride, CachePolicy};
 pub use router::{DataPolicy, RouterConfig};
 
@@ -52,6 +54,9 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// One client-facing name balanced over several `[[models]]` deployments.
+    #[serde(default)]
+    pub model_groups: Vec<ModelGroupConfig>,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
     #[serde(default)]
@@ -319,6 +324,7 @@ impl Config {
         }
         self.validate_providers(&mut errs);
         self.validate_models(&mut errs);
+        self.validate_model_groups(&mut errs);
         self.validate_governance(&mut errs);
         self.validate_cache(&mut errs);
         errs.extend(self.guardrails.problems());

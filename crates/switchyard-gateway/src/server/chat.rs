@@ -36,18 +36,11 @@ pub async fn chat_completions(
     if let Err(e) = validate(&req) {
         return fail(ctx, e);
     }
-    let (plan, mut decision) = match route::route(&rt, &principal, &headers, &req) {
-        Ok(routed) => {
-            ctx.set_route_decision(routed.decision.as_ref().map(route::log_value), {
-                match &routed.decision {
-                    Some(d) => d.header(),
-                    None => format!("model={}; reason=requested", req.model),
-                }
-            });
-            (routed.plan, routed.decision)
-        }
-        Err(e) => return fail(ctx, e),
-    };
+    let (plan, mut decision) =
+        match route::route_and_record(&rt, &principal, &headers, &mut req, &mut ctx) {
+            Ok(routed) => (routed.plan, routed.decision),
+            Err(e) => return fail(ctx, e),
+        };
     let tags = ctx.tags().to_vec();
     let prompt_estimate =
         estimate_tokens(req.prompt_chars()) + u64::from(req.max_output_tokens().unwrap_or(0));

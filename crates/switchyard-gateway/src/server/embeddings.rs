@@ -93,10 +93,18 @@ pub async fn list_models(State(app): State<Arc<AppState>>, headers: HeaderMap) -
             owned_by: m.provider_name().to_owned(),
         })
         .collect();
+    // Names the gateway resolves itself: load-balanced groups, experiments and `auto`.
     let auto = &rt.config.router.model;
-    if rt.router.has_tiers() && allowed(auto) {
+    let virtual_names = rt
+        .config
+        .model_groups
+        .iter()
+        .map(|g| &g.name)
+        .chain(rt.config.router.experiments.iter().map(|e| &e.model))
+        .chain(rt.router.has_tiers().then_some(auto));
+    for name in virtual_names.filter(|n| allowed(n)) {
         data.push(ModelObject {
-            id: auto.clone(),
+            id: name.clone(),
             object: "model".to_owned(),
             created: 0,
             owned_by: "switchyard".to_owned(),

@@ -5,6 +5,7 @@ mod cached;
 mod chat;
 mod embeddings;
 mod error;
+mod feedback;
 mod health;
 mod route;
 mod stream;
@@ -48,6 +49,11 @@ pub struct Runtime {
     pub caller: Caller,
     /// `"model": "auto"` and the tenants' routing rules.
     pub router: crate::stages::routing::auto::AutoRouter,
+    /// `[[router.experiments]]`, by the model name each claims.
+    pub experiments: crate::stages::experiment::Experiments,
+    /// Per-model feedback outcomes for bandits; seeded from the store whenever the runtime is
+    /// built, then counted by `POST /v1/feedback`.
+    pub feedback: Arc<crate::stages::experiment::FeedbackStats>,
 }
 
 pub struct AppState {
@@ -77,6 +83,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(embeddings::list_models))
+        .route("/v1/feedback", post(feedback::feedback))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -1,5 +1,5 @@
-//! Routing glue for the chat endpoint: `auto` decisions, tenant rules on explicit models, and the
-//! `x-switchyard-route` explanation.
+//! Routing glue for the chat endpoint: `auto` decisions, experiment arms, tenant rules on explicit
+//! models, and the `x-switchyard-route` explanation.
 
 use std::sync::Arc;
 
@@ -8,16 +8,58 @@ use serde_json::json;
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse};
 
 use super::{ApiError, Runtime};
+use crate::requestlog::RequestContext;
 use crate::stages::auth::Principal;
 use crate::stages::call::CallOutcome;
+use crate::stages::experiment::{self, Assignment, Experiment, Unit};
 use crate::stages::routing::auto::{RouteDecision, RouteRequest};
 use crate::stages::routing::cascade;
 use crate::stages::routing::ModelEntry;
 
-/// Where a request goes, and why when `auto` chose.
+/// Where a request goes, and why when `auto` or an experiment chose.
 pub(super) struct Routed {
     pub plan: Vec<Arc<ModelEntry>>,
     pub decision: Option<RouteDecision>,
+    /// Set when the requested model is an experiment's: the arm this caller belongs to.
+    pub experiment: Option<Assignment>,
+}
+
+/// [`route`], then everything routing leaves on the request: the `x-switchyard-route` header
+/// and `metadata.route` / `metadata.experiment` in the request log, and the arm's system prompt
+/// version in the conversation. The chat endpoint's single call into routing.
+pub(super) fn route_and_record(
+    rt: &Runtime,
+    principal: &Principal,
+    headers: &HeaderMap,
+    req: &mut ChatCompletionRequest,
+    ctx: &mut RequestContext,
+) -> Result<Routed, ApiError> {
+    let routed = route(rt, principal, headers, req)?;
+    ctx.set_route_decision(
+        routed.decision.as_ref().map(log_value),
+        header_for(&routed, &req.model),
+    );
+    if let Some(a) = &routed.experiment {
+        ctx.set_experiment(a);
+        a.apply(&mut req.messages);
+    }
+    Ok(routed)
+}
+
+/// `x-switchyard-route` for a routed request that asked for `requested`.
+pub(super) fn header_for(routed: &Routed, requested: &str) -> String {
+    if let Some(d) = &routed.decision {
+        return d.header();
+    }
+    match &routed.experiment {
+        Some(a) => format!(
+            "model={}; reason=experiment; experiment={}; arm={}",
+            a.arm().model,
+            a.experiment().name,
+            a.arm().name
+        ),
+        None => format!("model={requested}; reason=requested"),
+    }
 }
 
 pub(super) fn route(
@@ -28,6 +70,9 @@ pub(super) fn route(
 ) -> Result<Routed, ApiError> {
     let tenant: &str = &principal.tenant;
     let router = &rt.router;
+    if let Some(exp) = rt.experiments.for_model(&req.model) {
+        return route_experiment(rt, principal, req, exp);
+    }
     if router.is_auto(&req.model) {
         let session = session_of(headers, req);
         let tier_header = headers
@@ -56,9 +101,32 @@ pub(super) fn route(
         return Ok(Routed {
             plan,
             decision: Some(decision),
+            experiment: None,
         });
     }
     let plan = rt.models.plan(&req.model)?;
+    // A model group is judged by its members: a self-hosted-only tenant is served by a
+    // self-hosted member even while the group bursts to a hosted one.
+    if rt.models.get(&req.model).is_none() {
+        let allowed = keep_allowed(rt, tenant, req, plan);
+        if allowed.is_empty() {
+            return Err(ApiError::new(
+                http::StatusCode::FORBIDDEN,
+                "permission_error",
+                "model_not_allowed",
+                format!(
+                    "no member of `{}` may serve this request under the tenant's rules",
+                    req.model
+                ),
+            )
+            .with_param("model"));
+        }
+        return Ok(Routed {
+            plan: allowed,
+            decision: None,
+            experiment: None,
+        });
+    }
     if let Some(primary) = plan.first() {
         if let Some(rule) =
             router.forbids(tenant, &primary.name, primary.self_hosted, &req.messages)
@@ -78,6 +146,57 @@ pub(super) fn route(
     Ok(Routed {
         plan: keep_allowed(rt, tenant, req, plan),
         decision: None,
+        experiment: None,
+    })
+}
+
+/// The caller's arm, served by the arm model's plan. The arm's model is held to the tenant's
+/// rules exactly like an explicitly requested one: an experiment never reaches a model the
+/// tenant could not ask for by name. Refusing (rather than moving the caller to another arm)
+/// keeps the arms' populations what the weights say.
+fn route_experiment(
+    rt: &Runtime,
+    principal: &Principal,
+    req: &ChatCompletionRequest,
+    exp: &Arc<Experiment>,
+) -> Result<Routed, ApiError> {
+    let tenant: &str = &principal.tenant;
+    let unit = Unit::of(exp.sticky_by, &principal.key_id, req.user.as_deref());
+    let assignment = experiment::assign(exp, tenant, unit).ok_or_else(|| {
+        ApiError::new(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "experiment_without_arms",
+            format!(
+                "experiment `{}` has no arms to serve this request",
+                exp.name
+            ),
+        )
+    })?;
+    let arm = assignment.arm();
+    let plan = rt.models.plan(&arm.model)?;
+    if let Some(primary) = plan.first() {
+        if let Some(rule) =
+            rt.router
+                .forbids(tenant, &primary.name, primary.self_hosted, &req.messages)
+        {
+            return Err(ApiError::new(
+                http::StatusCode::FORBIDDEN,
+                "permission_error",
+                "model_not_allowed",
+                format!(
+                    "experiment `{}` assigned this caller to arm `{}`, whose model `{}` may not \
+                     serve this request under the tenant's {rule} rule",
+                    exp.name, arm.name, primary.name
+                ),
+            )
+            .with_param("model"));
+        }
+    }
+    Ok(Routed {
+        plan: keep_allowed(rt, tenant, req, plan),
+        decision: None,
+        experiment: Some(assignment),
     })
 }
 

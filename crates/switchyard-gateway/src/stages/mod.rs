@@ -6,5 +6,6 @@ pub mod admission;
 pub mod auth;
 pub mod cache;
 pub mod call;
+pub mod experiment;
 pub mod guardrails;
 pub mod routing;

@@ -1,9 +1,11 @@
 //! Stage 5 — which models may serve a request, in order: the requested model (or, for
-//! `"model": "auto"`, the one `auto` picks), then its configured fallbacks. Context-length
-//! fallbacks are looked up here too, but only taken by the call stage when an upstream actually
-//! reports the context exceeded.
+//! `"model": "auto"`, the one `auto` picks), then its configured fallbacks. A
+//! `[[model_groups]]` name expands to its members, ordered by the group's balancing (see
+//! `balance`). Context-length fallbacks are looked up here too, but only taken by the call stage
+//! when an upstream actually reports the context exceeded.
 
 pub mod auto;
+pub mod balance;
 pub mod cascade;
 
 use std::collections::HashMap;
@@ -11,6 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_providers::Provider;
+
+use crate::stages::call::DeploymentStats;
+use balance::ModelGroup;
 
 /// One `[[models]]` entry, resolved against its provider.
 pub struct ModelEntry {
@@ -29,6 +34,8 @@ pub struct ModelEntry {
     pub breaker_key: String,
     /// The provider runs on the operator's own infrastructure (data-policy routing).
     pub self_hosted: bool,
+    /// Live load and health for balancing; shared by entries with the same `breaker_key`.
+    pub stats: Arc<DeploymentStats>,
 }
 
 impl ModelEntry {
@@ -53,6 +60,7 @@ pub enum RoutingError {
 pub struct ModelTable {
     models: HashMap<String, Arc<ModelEntry>>,
     order: Vec<String>,
+    groups: HashMap<String, ModelGroup>,
 }
 
 impl ModelTable {
@@ -61,8 +69,17 @@ impl ModelTable {
         self.models.insert(entry.name.clone(), Arc::new(entry));
     }
 
+    pub fn insert_group(&mut self, group: ModelGroup) {
+        self.groups.insert(group.name().to_owned(), group);
+    }
+
     pub fn get(&self, name: &str) -> Option<&Arc<ModelEntry>> {
         self.models.get(name)
+    }
+
+    /// The `[[model_groups]]` entry clients reach under `name`, if `name` is a group.
+    pub fn group(&self, name: &str) -> Option<&ModelGroup> {
+        self.groups.get(name)
     }
 
     /// Models in configuration order, for `/v1/models`.
@@ -70,8 +87,13 @@ impl ModelTable {
         self.order.iter().map(String::as_str)
     }
 
-    /// The ordered candidates for a request: the model itself, then its fallbacks.
+    /// The ordered candidates for a request: the model itself, then its fallbacks; for a group,
+    /// its members in balancing order, then their fallbacks. A group's round robin advances
+    /// with every call, so call this once per request.
     pub fn plan(&self, requested: &str) -> Result<Vec<Arc<ModelEntry>>, RoutingError> {
+        if let Some(group) = self.groups.get(requested) {
+            return Ok(self.group_plan(group));
+        }
         let primary = self
             .get(requested)
             .ok_or_else(|| RoutingError::UnknownModel(requested.to_owned()))?;
@@ -85,6 +107,23 @@ impl ModelTable {
             }
         }
         Ok(plan)
+    }
+
+    fn group_plan(&self, group: &ModelGroup) -> Vec<Arc<ModelEntry>> {
+        let fallbacks: usize = group.members().map(|m| m.fallbacks.len()).sum();
+        let mut plan = Vec::with_capacity(group.len() + fallbacks);
+        group.order_into(&mut plan, crate::stages::call::mono_ms());
+        for i in 0..group.len().min(plan.len()) {
+            let member = plan[i].clone();
+            for f in &member.fallbacks {
+                if let Some(m) = self.get(f) {
+                    if !plan.iter().any(|p| p.name == m.name) {
+                        plan.push(m.clone());
+                    }
+                }
+            }
+        }
+        plan
     }
 
     /// Where to go when `model` reports its context exceeded: its `context_fallback`, else the

@@ -115,6 +115,8 @@ impl PostgresStore {
                  INSERT INTO request_rollups ({ROLLUP_COLUMNS}) {} WHERE TRUE
                  {ROLLUP_GROUP} {ROLLUP_MERGE}
                  RETURNING 1
+             ), verdicts AS (
+                 DELETE FROM feedback WHERE tenant = $1 AND ts_ms < $2
              )
              SELECT COUNT(*) FROM gone",
             rollup_select("gone")
@@ -127,12 +129,20 @@ impl PostgresStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// The user's feedback goes too: its comments are theirs.
     pub(super) async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM requests WHERE user_id = $1")
-            .bind(user)
-            .execute(&self.pool)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(StoreError::db(BACKEND))
+        let n: i64 = sqlx::query_scalar(
+            "WITH gone AS (
+                 DELETE FROM requests WHERE user_id = $1 RETURNING request_id
+             ), verdicts AS (
+                 DELETE FROM feedback WHERE request_id IN (SELECT request_id FROM gone)
+             )
+             SELECT COUNT(*) FROM gone",
+        )
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::db(BACKEND))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }

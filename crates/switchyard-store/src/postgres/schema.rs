@@ -52,6 +52,8 @@ const BASE: &[&str] = &[
 const ADDED_COLUMNS: &[(&str, &str, &str)] = &[
     ("requests", "user_id", "TEXT"),
     ("requests", "bodies", "TEXT"),
+    ("requests", "experiment", "TEXT"),
+    ("requests", "experiment_arm", "TEXT"),
     ("api_keys", "name", "TEXT NOT NULL DEFAULT ''"),
     ("api_keys", "role", "TEXT NOT NULL DEFAULT 'user'"),
     ("api_keys", "models", "TEXT NOT NULL DEFAULT '[]'"),
@@ -152,6 +154,22 @@ fn later() -> Vec<String> {
         "CREATE INDEX IF NOT EXISTS cache_entries_expires_idx ON cache_entries (expires_ms)".into(),
         "CREATE INDEX IF NOT EXISTS cache_entries_tenant_idx ON cache_entries (tenant, model)"
             .into(),
+        // Only experiment traffic is indexed; reports read one experiment's rows.
+        "CREATE INDEX IF NOT EXISTS requests_experiment_idx
+            ON requests (experiment, experiment_arm, ts_ms) WHERE experiment IS NOT NULL"
+            .into(),
+        // One verdict per request (a later one replaces it); no foreign key, so feedback outlives
+        // the request's retention and per-model outcomes stay countable.
+        "CREATE TABLE IF NOT EXISTS feedback (
+            request_id TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            model TEXT NOT NULL,
+            score DOUBLE PRECISION NOT NULL,
+            comment TEXT,
+            ts_ms BIGINT NOT NULL
+        )"
+        .into(),
+        "CREATE INDEX IF NOT EXISTS feedback_tenant_ts_idx ON feedback (tenant, ts_ms)".into(),
     ]
 }
 

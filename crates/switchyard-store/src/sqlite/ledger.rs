@@ -124,16 +124,39 @@ impl SqliteStore {
             .await
             .map_err(db(BACKEND))?
             .rows_affected();
+        sqlx::query("DELETE FROM feedback WHERE tenant = ? AND ts_ms < ?")
+            .bind(tenant)
+            .bind(before_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(BACKEND))?;
         tx.commit().await.map_err(db(BACKEND))?;
         Ok(gone)
     }
 
+    /// The user's feedback goes too: its comments are theirs.
     pub(super) async fn delete_user(&self, user: &str) -> Result<u64, StoreError> {
-        sqlx::query("DELETE FROM requests WHERE user_id = ?")
-            .bind(user)
-            .execute(&self.pool)
+        let db = StoreError::db;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
-            .map(|r| r.rows_affected())
-            .map_err(StoreError::db(BACKEND))
+            .map_err(db(BACKEND))?;
+        sqlx::query(
+            "DELETE FROM feedback WHERE request_id IN
+                 (SELECT request_id FROM requests WHERE user_id = ?)",
+        )
+        .bind(user)
+        .execute(&mut *tx)
+        .await
+        .map_err(db(BACKEND))?;
+        let gone = sqlx::query("DELETE FROM requests WHERE user_id = ?")
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(BACKEND))?
+            .rows_affected();
+        tx.commit().await.map_err(db(BACKEND))?;
+        Ok(gone)
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cache;
+pub mod feedback;
 pub mod ledger;
 pub mod tenancy;
 

@@ -332,4 +332,20 @@ pub async fn after_upgrade(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(store.load_cache_entries(0, 5).await.unwrap(), vec![cached]);
+    // Experiment rows fill the columns the upgrade added, and feedback has its table.
+    let tagged = super::feedback::arm_request("exp-after-upgrade", "exp", "a", 3_000);
+    store.insert_requests(&[tagged]).await.unwrap();
+    store
+        .put_feedback(&super::feedback::verdict("exp-after-upgrade", 1.0, 3_001))
+        .await
+        .unwrap();
+    let report = store
+        .experiment_report(&switchyard_store::ExperimentQuery {
+            name: "exp".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.len(), 1);
+    assert_eq!((report[0].requests, report[0].feedback_count), (1, 1));
 }

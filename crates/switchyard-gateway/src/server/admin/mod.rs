@@ -1,10 +1,12 @@
-//! `/admin/*`: the request log, keys, tenants, spend, audit trail, retention and reload.
+//! `/admin/*`: the request log, keys, tenants, spend, audit trail, retention, reload and
+//! experiment reports.
 //!
 //! Roles: `admin` (the admin key and admin-role keys) reaches everything; `tenant_admin` manages
 //! its own tenant's keys and reads its spend and audit trail; `viewer` only reads those. Every
 //! change, and every refused attempt at one, is written to the append-only audit log.
 
 mod cache;
+mod experiments;
 mod governance;
 mod keys;
 mod requests;
@@ -40,6 +42,8 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/admin/config/reload", post(governance::reload_config))
         .route("/admin/cache/invalidate", post(cache::invalidate))
         .route("/admin/cache/stats", get(cache::stats))
+        .route("/admin/experiments", get(experiments::list))
+        .route("/admin/experiments/{name}", get(experiments::report))
 }
 
 /// Authenticates an admin-API caller holding at least `min` role.

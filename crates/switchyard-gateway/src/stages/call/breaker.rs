@@ -53,6 +53,11 @@ impl Breakers {
         Some(f(&mut guard))
     }
 
+    /// How long an open breaker refuses calls before its half-open probe.
+    pub fn cooldown(&self) -> Duration {
+        self.cooldown
+    }
+
     /// Whether a call to `provider` may go out now.
     pub fn allow(&self, provider: &str) -> bool {
         let (cooldown, now) = (self.cooldown, Instant::now());

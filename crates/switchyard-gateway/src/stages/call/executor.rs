@@ -120,11 +120,16 @@ impl Caller {
                 }
                 attempts += 1;
                 let budget = model.timeout.min(deadline - now);
+                // Balancing reads these counts. A streamed call is in flight only until its
+                // first event (when `op` returns); the relay that follows is not seen here.
+                let in_flight = model.stats.begin();
                 let result = tokio::time::timeout(budget, op(model.clone()))
                     .await
                     .unwrap_or(Err(ProviderError::Timeout));
+                drop(in_flight);
                 let err = match result {
                     Ok(value) => {
+                        model.stats.record_success(now.elapsed());
                         self.breakers.record_success(&model.breaker_key);
                         return Ok(CallOutcome {
                             value,
@@ -136,8 +141,12 @@ impl Caller {
                 };
                 let class = err.class();
                 metrics::upstream_error(model.provider_name(), class.as_str());
+                if cools_down(class) {
+                    model.stats.record_failure();
+                }
                 if class.is_provider_fault() {
                     if self.breakers.record_failure(&model.breaker_key) {
+                        model.stats.breaker_opened(self.breakers.cooldown());
                         tracing::warn!(model = %model.name, provider = model.provider_name(), "circuit breaker opened");
                     }
                 } else {
@@ -177,6 +186,18 @@ impl Caller {
         }
         Err(last_error(last))
     }
+}
+
+/// Failures that put a deployment behind its healthy peers for a group's `cooldown_ms`.
+///
+/// This is not a second breaker: the breaker refuses calls, and only after `failure_threshold`
+/// faults in a row. The cool-down reorders after a single failure and refuses nothing, so a
+/// group's next requests lead with a healthy member while the failed one stays a fallback.
+/// It also counts 429s and credential/model-not-found answers, which say nothing about the
+/// provider's health (no breaker) but a lot about where the next request should go first.
+fn cools_down(class: ErrorClass) -> bool {
+    class.is_provider_fault()
+        || matches!(class, ErrorClass::RateLimited | ErrorClass::UpstreamConfig)
 }
 
 fn last_error(last: Option<CallError>) -> CallError {

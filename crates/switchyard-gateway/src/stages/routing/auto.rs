@@ -17,6 +17,7 @@ use switchyard_guardrails::{Action, Kind, Scanner, ScannerConfig};
 use switchyard_router::ComplexityRouter;
 
 use crate::config::{Config, DataPolicy};
+use crate::stages::experiment::FeedbackStats;
 
 mod bandit;
 
@@ -107,6 +108,8 @@ pub struct AutoRouter {
     pii: Scanner,
     /// `[router] bandit = true`: adaptive choice within a tier.
     bandit: Option<Bandit>,
+    /// User verdicts per model (`POST /v1/feedback`), which the bandit counts too.
+    feedback: Option<Arc<FeedbackStats>>,
 }
 
 /// What one request brings to the decision.
@@ -167,7 +170,14 @@ impl AutoRouter {
                 .bandit
                 .then(|| Bandit::new(models.iter().map(|m| m.name.as_str()))),
             models,
+            feedback: None,
         })
+    }
+
+    /// Lets the bandit count user feedback (seeded from the store, then live).
+    pub fn with_feedback(mut self, feedback: Arc<FeedbackStats>) -> Self {
+        self.feedback = Some(feedback);
+        self
     }
 
     pub fn is_auto(&self, model: &str) -> bool {
@@ -304,7 +314,12 @@ impl AutoRouter {
                     .collect();
                 if same_tier.len() > 1 {
                     let names: Vec<&str> = same_tier.iter().map(|m| m.name.as_str()).collect();
-                    let (best, all) = bandit.choose(&names);
+                    let (best, all) = bandit.choose(&names, |m| {
+                        self.feedback.as_ref().map_or((0, 0), |f| {
+                            let o = f.outcomes(m);
+                            (o.successes, o.failures)
+                        })
+                    });
                     draws = all;
                     same_tier[best]
                 } else {

@@ -60,13 +60,20 @@ impl Bandit {
     }
 
     /// Samples every candidate; the index of the best draw (ties: the first, i.e. the cheapest,
-    /// since candidates come cheapest first) and every draw.
-    pub fn choose(&self, candidates: &[&str]) -> (usize, Vec<ArmDraw>) {
+    /// since candidates come cheapest first) and every draw. `feedback` adds each model's user
+    /// verdicts (successes, failures) to the cascade's.
+    pub fn choose(
+        &self,
+        candidates: &[&str],
+        feedback: impl Fn(&str) -> (u64, u64),
+    ) -> (usize, Vec<ArmDraw>) {
         let mut rng = rand::rng();
         let draws: Vec<ArmDraw> = candidates
             .iter()
             .map(|m| {
                 let (s, f) = self.counts(m);
+                let (fs, ff) = feedback(m);
+                let (s, f) = (s + fs, f + ff);
                 let sample = Beta::new(s as f64 + 1.0, f as f64 + 1.0)
                     .map(|b| b.sample(&mut rng))
                     .unwrap_or(0.5);
@@ -101,9 +108,11 @@ mod tests {
             b.record("b", true);
         }
         b.record("nope", true);
-        let wins_b = (0..200).filter(|_| b.choose(&["a", "b"]).0 == 1).count();
+        let wins_b = (0..200)
+            .filter(|_| b.choose(&["a", "b"], |_| (0, 0)).0 == 1)
+            .count();
         assert!(wins_b > 190, "{wins_b}");
-        let (_, draws) = b.choose(&["a", "b"]);
+        let (_, draws) = b.choose(&["a", "b"], |_| (0, 0));
         assert_eq!((draws[0].successes, draws[0].failures), (0, 30));
         assert!(draws.iter().all(|d| (0.0..=1.0).contains(&d.sample)));
     }
@@ -111,7 +120,18 @@ mod tests {
     #[test]
     fn without_evidence_both_models_get_tried() {
         let b = Bandit::new(["a", "b"]);
-        let wins_a = (0..400).filter(|_| b.choose(&["a", "b"]).0 == 0).count();
+        let wins_a = (0..400)
+            .filter(|_| b.choose(&["a", "b"], |_| (0, 0)).0 == 0)
+            .count();
         assert!((120..=280).contains(&wins_a), "{wins_a}");
+        // User feedback counts like the cascade's verdicts.
+        let wins_a = (0..200)
+            .filter(|_| {
+                b.choose(&["a", "b"], |m| if m == "a" { (40, 0) } else { (0, 40) })
+                    .0
+                    == 0
+            })
+            .count();
+        assert!(wins_a > 190, "{wins_a}");
     }
 }
