@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use switchyard_api::{ChatMessage, Role};
+use switchyard_api::{ChatMessage, MessageContent, Role};
 use switchyard_guardrails::{GuardrailError, Redactor};
 use switchyard_store::{RecordHook, RequestRecord};
 
@@ -62,8 +62,11 @@ impl BodyPolicy {
         let messages: Vec<Value> = messages
             .iter()
             .map(|m| {
-                let text = m.text();
-                let kept = clip(&text, &mut budget, &mut truncated);
+                // Borrow plain text: a 32 KiB system prompt is not copied just to keep 4 KiB.
+                let kept = match &m.content {
+                    Some(MessageContent::Text(t)) => clip(t, &mut budget, &mut truncated),
+                    _ => clip(&m.text(), &mut budget, &mut truncated),
+                };
                 json!({"role": role_name(m.role), "content": kept})
             })
             .collect();
