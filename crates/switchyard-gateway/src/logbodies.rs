@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-use switchyard_api::{ChatMessage, MessageContent, Role};
+use switchyard_api::{ChatMessage, MessageContent};
 use switchyard_guardrails::{GuardrailError, Redactor};
 use switchyard_store::{RecordHook, RequestRecord};
 
@@ -67,7 +67,7 @@ impl BodyPolicy {
                     Some(MessageContent::Text(t)) => clip(t, &mut budget, &mut truncated),
                     _ => clip(&m.text(), &mut budget, &mut truncated),
                 };
-                json!({"role": role_name(m.role), "content": kept})
+                json!({"role": m.role, "content": kept})
             })
             .collect();
         let raw = self.raw_tenants.contains(tenant);
@@ -121,17 +121,6 @@ fn clip(text: &str, budget: &mut usize, truncated: &mut bool) -> String {
     text[..end].to_owned()
 }
 
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::System => "system",
-        Role::Developer => "developer",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-        Role::Function => "function",
-    }
-}
-
 /// The writer hook: redacts every kind of PII and secret in the logged prompt and answer.
 pub fn redaction_hook() -> Result<RecordHook, GuardrailError> {
     let redactor = Redactor::new()?;
@@ -165,6 +154,7 @@ fn redact(redactor: &Redactor, bodies: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchyard_api::Role;
 
     fn policy(raw: &[&str], max: usize) -> BodyPolicy {
         BodyPolicy {

@@ -13,11 +13,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use switchyard_api::{ChatMessage, MessageContent, Role};
-use switchyard_router::ComplexityRouter;
 use switchyard_store::RequestRecord;
 
 use crate::config::Config;
-use crate::stages::routing::auto::{AutoRouter, RouteRequest};
+use crate::stages::routing::auto::{load_classifier, AutoRouter, RouteRequest};
 
 #[derive(Debug, Default, Serialize)]
 pub struct ModelShare {
@@ -44,11 +43,7 @@ pub struct ReplayReport {
 
 /// Re-decides `records` (any order) under `config`.
 pub fn replay(config: &Config, records: &[RequestRecord]) -> Result<ReplayReport, String> {
-    let classifier = match &config.router.classifier {
-        Some(path) => ComplexityRouter::load(path),
-        None => ComplexityRouter::embedded(),
-    }
-    .map_err(|e| format!("router.classifier: {e}"))?;
+    let classifier = load_classifier(config)?;
     let router = AutoRouter::new(config, Arc::new(classifier))?;
     let prices: BTreeMap<&str, (f64, f64)> = config
         .models

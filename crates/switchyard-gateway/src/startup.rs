@@ -19,9 +19,8 @@ use crate::stages::auth::{config_key_record, KeyRing, CONFIG_KEY_NAME};
 use crate::stages::call::{Backoff, Breakers, Caller};
 use crate::stages::experiment::{Experiments, FeedbackStats};
 use crate::stages::guardrails::GuardrailSet;
-use crate::stages::routing::auto::AutoRouter;
+use crate::stages::routing::auto::{load_classifier, AutoRouter};
 use crate::stages::routing::{ModelEntry, ModelTable};
-use switchyard_router::ComplexityRouter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -161,11 +160,7 @@ pub(crate) async fn build_runtime(
         .collect();
     let guardrails = GuardrailSet::new(&config.guardrails)
         .map_err(|e| StartError::Config(format!("guardrails: {e}")))?;
-    let classifier = match &config.router.classifier {
-        Some(path) => ComplexityRouter::load(path),
-        None => ComplexityRouter::embedded(),
-    }
-    .map_err(|e| StartError::Config(format!("router.classifier: {e}")))?;
+    let classifier = load_classifier(&config).map_err(StartError::Config)?;
     // From the store, so a reload or restart forgets no verdict (and picks up other replicas');
     // a store that cannot answer only means starting without them.
     let feedback = match store.feedback_outcomes().await {

@@ -136,13 +136,7 @@ pub async fn chat_completions(
         req.logprobs = Some(true);
     }
     let req = Arc::new(req);
-    let result = rt
-        .caller
-        .call(&rt.models, plan, |m| {
-            let req = req.clone();
-            async move { m.provider.chat(&req, &m.upstream).await }
-        })
-        .await;
+    let result = call_chat(&rt, plan, &req).await;
     let CallOutcome {
         value: mut resp,
         mut model,
@@ -277,14 +271,7 @@ async fn repair_format(
         return Ok(Repaired::Invalid(resp));
     }
     let repair = Arc::new(check.repair_request(req, &resp, &violation));
-    let result = rt
-        .caller
-        .call(&rt.models, vec![model.clone()], |m| {
-            let repair = repair.clone();
-            async move { m.provider.chat(&repair, &m.upstream).await }
-        })
-        .await;
-    let out = match result {
+    let out = match call_chat(rt, vec![model.clone()], &repair).await {
         Ok(out) => out,
         Err(e) => {
             check.record(ctx, &violation, Some(false), false);
@@ -315,6 +302,21 @@ fn repair_failed(e: CallError) -> ApiError {
         err.message
     );
     err
+}
+
+/// A non-streamed chat call through the plan (retries, breakers, fallbacks): the first answer,
+/// a `response_format` repair and a cascade escalation all go this way.
+pub(super) async fn call_chat(
+    rt: &super::Runtime,
+    plan: Vec<Arc<ModelEntry>>,
+    req: &Arc<ChatCompletionRequest>,
+) -> Result<CallOutcome<ChatCompletionResponse>, CallError> {
+    rt.caller
+        .call(&rt.models, plan, |m| {
+            let req = req.clone();
+            async move { m.provider.chat(&req, &m.upstream).await }
+        })
+        .await
 }
 
 /// The answer exists but is refused: a 400 like the input guardrails' blocks, since the request

@@ -12,7 +12,7 @@ use crate::requestlog::RequestContext;
 use crate::stages::auth::Principal;
 use crate::stages::call::CallOutcome;
 use crate::stages::experiment::{self, Assignment, Experiment, Unit};
-use crate::stages::routing::auto::{RouteDecision, RouteRequest};
+use crate::stages::routing::auto::{RouteDecision, RouteRequest, RuleCheck};
 use crate::stages::routing::cascade;
 use crate::stages::routing::ModelEntry;
 
@@ -70,8 +70,10 @@ pub(super) fn route(
 ) -> Result<Routed, ApiError> {
     let tenant: &str = &principal.tenant;
     let router = &rt.router;
+    // One rules check (and at most one PII scan) serves the primary model and every fallback.
+    let check = router.rules(tenant, &req.messages);
     if let Some(exp) = rt.experiments.for_model(&req.model) {
-        return route_experiment(rt, principal, req, exp);
+        return route_experiment(rt, principal, req, exp, &check);
     }
     if router.is_auto(&req.model) {
         let session = session_of(headers, req);
@@ -80,13 +82,16 @@ pub(super) fn route(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u8>().ok());
         let decision = router
-            .decide(&RouteRequest {
-                tenant,
-                session,
-                messages: &req.messages,
-                tier_header,
-                key_models: principal.key.as_ref().map(|k| k.models.as_slice()),
-            })
+            .decide_with(
+                &RouteRequest {
+                    tenant,
+                    session,
+                    messages: &req.messages,
+                    tier_header,
+                    key_models: principal.key.as_ref().map(|k| k.models.as_slice()),
+                },
+                &check,
+            )
             .map_err(|e| {
                 ApiError::new(
                     http::StatusCode::BAD_REQUEST,
@@ -97,7 +102,7 @@ pub(super) fn route(
                 .with_param("model")
             })?;
         let plan = rt.models.plan(&decision.model)?;
-        let plan = keep_allowed(rt, tenant, req, plan);
+        let plan = keep_allowed(&check, plan);
         return Ok(Routed {
             plan,
             decision: Some(decision),
@@ -108,7 +113,7 @@ pub(super) fn route(
     // A model group is judged by its members: a self-hosted-only tenant is served by a
     // self-hosted member even while the group bursts to a hosted one.
     if rt.models.get(&req.model).is_none() {
-        let allowed = keep_allowed(rt, tenant, req, plan);
+        let allowed = keep_allowed(&check, plan);
         if allowed.is_empty() {
             return Err(ApiError::new(
                 http::StatusCode::FORBIDDEN,
@@ -128,9 +133,7 @@ pub(super) fn route(
         });
     }
     if let Some(primary) = plan.first() {
-        if let Some(rule) =
-            router.forbids(tenant, &primary.name, primary.self_hosted, &req.messages)
-        {
+        if let Some(rule) = check.forbids(&primary.name, primary.self_hosted) {
             return Err(ApiError::new(
                 http::StatusCode::FORBIDDEN,
                 "permission_error",
@@ -144,7 +147,7 @@ pub(super) fn route(
         }
     }
     Ok(Routed {
-        plan: keep_allowed(rt, tenant, req, plan),
+        plan: keep_allowed(&check, plan),
         decision: None,
         experiment: None,
     })
@@ -159,6 +162,7 @@ fn route_experiment(
     principal: &Principal,
     req: &ChatCompletionRequest,
     exp: &Arc<Experiment>,
+    check: &RuleCheck<'_>,
 ) -> Result<Routed, ApiError> {
     let tenant: &str = &principal.tenant;
     let unit = Unit::of(exp.sticky_by, &principal.key_id, req.user.as_deref());
@@ -176,10 +180,7 @@ fn route_experiment(
     let arm = assignment.arm();
     let plan = rt.models.plan(&arm.model)?;
     if let Some(primary) = plan.first() {
-        if let Some(rule) =
-            rt.router
-                .forbids(tenant, &primary.name, primary.self_hosted, &req.messages)
-        {
+        if let Some(rule) = check.forbids(&primary.name, primary.self_hosted) {
             return Err(ApiError::new(
                 http::StatusCode::FORBIDDEN,
                 "permission_error",
@@ -194,25 +195,16 @@ fn route_experiment(
         }
     }
     Ok(Routed {
-        plan: keep_allowed(rt, tenant, req, plan),
+        plan: keep_allowed(check, plan),
         decision: None,
         experiment: Some(assignment),
     })
 }
 
 /// Fallbacks obey the tenant's rules like the primary model.
-fn keep_allowed(
-    rt: &Runtime,
-    tenant: &str,
-    req: &ChatCompletionRequest,
-    plan: Vec<Arc<ModelEntry>>,
-) -> Vec<Arc<ModelEntry>> {
+fn keep_allowed(check: &RuleCheck<'_>, plan: Vec<Arc<ModelEntry>>) -> Vec<Arc<ModelEntry>> {
     plan.into_iter()
-        .filter(|m| {
-            rt.router
-                .forbids(tenant, &m.name, m.self_hosted, &req.messages)
-                .is_none()
-        })
+        .filter(|m| check.forbids(&m.name, m.self_hosted).is_none())
         .collect()
 }
 
@@ -249,16 +241,10 @@ pub(super) async fn cascade(
         tier_header: None,
         key_models: principal.key.as_ref().map(|k| k.models.as_slice()),
     };
-    let (name, tier) = rt.router.escalation(&route_req, decision.tier)?;
-    let plan = keep_allowed(rt, &principal.tenant, req, rt.models.plan(&name).ok()?);
-    let result = rt
-        .caller
-        .call(&rt.models, plan, |m| {
-            let req = req.clone();
-            async move { m.provider.chat(&req, &m.upstream).await }
-        })
-        .await;
-    match result {
+    let check = rt.router.rules(&principal.tenant, &req.messages);
+    let (name, tier) = rt.router.escalation(&route_req, &check, decision.tier)?;
+    let plan = keep_allowed(&check, rt.models.plan(&name).ok()?);
+    match super::chat::call_chat(rt, plan, req).await {
         Ok(out) => {
             metrics::counter!("switchyard_router_escalations_total", "from_tier" => tier_label(decision.tier))
                 .increment(1);

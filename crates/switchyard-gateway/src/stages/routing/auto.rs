@@ -196,6 +196,23 @@ impl AutoRouter {
         !self.models.is_empty()
     }
 
+    /// The tenant's rules for one request. The PII scan a data policy may need runs here, once,
+    /// however many models are then checked against it.
+    pub fn rules(&self, tenant: &str, messages: &[ChatMessage]) -> RuleCheck<'_> {
+        let rules = self.tenants.get(tenant);
+        let policy = rules.map_or(DataPolicy::Any, |r| r.policy);
+        let self_hosted_only = match policy {
+            DataPolicy::Any => false,
+            DataPolicy::SelfHostedOnly => true,
+            DataPolicy::SelfHostedOnlyForPii => self.has_pii(messages),
+        };
+        RuleCheck {
+            allowed: rules.and_then(|r| r.allowed.as_deref()),
+            policy,
+            self_hosted_only,
+        }
+    }
+
     /// Whether a tenant rule keeps `model` away from this request (explicit model requests
     /// obey the data policy too). `None` when allowed.
     pub fn forbids(
@@ -205,24 +222,7 @@ impl AutoRouter {
         self_hosted: bool,
         messages: &[ChatMessage],
     ) -> Option<&'static str> {
-        let rules = self.tenants.get(tenant)?;
-        if let Some(allowed) = &rules.allowed {
-            if !allowed.iter().any(|m| m == model) {
-                return Some("allowed_models");
-            }
-        }
-        if !self_hosted && self.needs_self_hosted(rules.policy, messages) {
-            return Some(policy_name(rules.policy));
-        }
-        None
-    }
-
-    fn needs_self_hosted(&self, policy: DataPolicy, messages: &[ChatMessage]) -> bool {
-        match policy {
-            DataPolicy::Any => false,
-            DataPolicy::SelfHostedOnly => true,
-            DataPolicy::SelfHostedOnlyForPii => self.has_pii(messages),
-        }
+        self.rules(tenant, messages).forbids(model, self_hosted)
     }
 
     /// PII in any message, or a placeholder the input guardrail left where PII was.
@@ -233,26 +233,28 @@ impl AutoRouter {
         })
     }
 
-    /// The models this request may be routed to, cheapest tier first, and whether a data
-    /// policy restricted them to self-hosted ones.
-    fn candidates(&self, req: &RouteRequest<'_>) -> (Vec<&TierModel>, TenantRules, bool) {
-        let rules = self.tenants.get(req.tenant).cloned().unwrap_or_default();
-        let self_hosted_only = self.needs_self_hosted(rules.policy, req.messages);
-        let allowed = |m: &&TierModel| {
-            rules.allowed.as_ref().is_none_or(|a| a.contains(&m.name))
-                && (!self_hosted_only || m.self_hosted)
-                && req
-                    .key_models
-                    .is_none_or(|k| k.is_empty() || k.contains(&m.name))
-        };
-        let candidates = self.models.iter().filter(allowed).collect();
-        (candidates, rules, self_hosted_only)
+    /// The models this request may be routed to under `check`, cheapest tier first.
+    fn candidates(&self, req: &RouteRequest<'_>, check: &RuleCheck<'_>) -> Vec<&TierModel> {
+        self.models
+            .iter()
+            .filter(|m| {
+                check.forbids(&m.name, m.self_hosted).is_none()
+                    && req
+                        .key_models
+                        .is_none_or(|k| k.is_empty() || k.contains(&m.name))
+            })
+            .collect()
     }
 
     /// The cheapest allowed model above `tier`, for a cascade escalation; records the higher
     /// tier as the session's floor.
-    pub fn escalation(&self, req: &RouteRequest<'_>, tier: u8) -> Option<(String, u8)> {
-        let (candidates, _, _) = self.candidates(req);
+    pub fn escalation(
+        &self,
+        req: &RouteRequest<'_>,
+        check: &RuleCheck<'_>,
+        tier: u8,
+    ) -> Option<(String, u8)> {
+        let candidates = self.candidates(req, check);
         let next = candidates.into_iter().find(|m| m.tier > tier)?;
         if let Some(s) = req.session {
             let key = format!("{}\u{0}{s}", req.tenant);
@@ -263,7 +265,18 @@ impl AutoRouter {
     }
 
     pub fn decide(&self, req: &RouteRequest<'_>) -> Result<RouteDecision, AutoRouteError> {
-        let (candidates, rules, self_hosted_only) = self.candidates(req);
+        self.decide_with(req, &self.rules(req.tenant, req.messages))
+    }
+
+    /// [`AutoRouter::decide`] with the tenant's rules already applied to the request.
+    pub fn decide_with(
+        &self,
+        req: &RouteRequest<'_>,
+        check: &RuleCheck<'_>,
+    ) -> Result<RouteDecision, AutoRouteError> {
+        let candidates = self.candidates(req, check);
+        let self_hosted_only = check.self_hosted_only;
+        let overrides = self.tenants.get(req.tenant).is_some_and(|r| r.overrides);
         if candidates.is_empty() {
             return Err(AutoRouteError::NoModel {
                 auto: self.name.clone(),
@@ -274,8 +287,7 @@ impl AutoRouter {
                 },
             });
         }
-        let (needed, mut reason, score, signals) = match req.tier_header.filter(|_| rules.overrides)
-        {
+        let (needed, mut reason, score, signals) = match req.tier_header.filter(|_| overrides) {
             Some(t) => (t.clamp(1, 3), "header", 1.0, Vec::new()),
             None => {
                 let d = self.classifier.classify(req.messages);
@@ -342,12 +354,42 @@ impl AutoRouter {
             reason,
             score,
             signals,
-            data_policy: self_hosted_only.then(|| policy_name(rules.policy)),
+            data_policy: self_hosted_only.then(|| policy_name(check.policy)),
             confidence: None,
             escalated_from: None,
             bandit: draws,
         })
     }
+}
+
+/// A tenant's rules applied to one request (see [`AutoRouter::rules`]).
+pub struct RuleCheck<'r> {
+    allowed: Option<&'r [String]>,
+    policy: DataPolicy,
+    /// The data policy applies to this request: only self-hosted providers may serve it.
+    self_hosted_only: bool,
+}
+
+impl RuleCheck<'_> {
+    /// The rule that keeps `model` away from this request, if one does.
+    pub fn forbids(&self, model: &str, self_hosted: bool) -> Option<&'static str> {
+        if self.allowed.is_some_and(|a| !a.iter().any(|m| m == model)) {
+            return Some("allowed_models");
+        }
+        if self.self_hosted_only && !self_hosted {
+            return Some(policy_name(self.policy));
+        }
+        None
+    }
+}
+
+/// The classifier `[router] classifier` names, or the embedded default; errors name the key.
+pub fn load_classifier(config: &Config) -> Result<ComplexityRouter, String> {
+    match &config.router.classifier {
+        Some(path) => ComplexityRouter::load(path),
+        None => ComplexityRouter::embedded(),
+    }
+    .map_err(|e| format!("router.classifier: {e}"))
 }
 
 fn policy_name(p: DataPolicy) -> &'static str {
