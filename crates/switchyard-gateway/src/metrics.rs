@@ -1,10 +1,12 @@
 //! Prometheus metrics through the `metrics` facade. Recording is a few atomic operations; the
 //! text exposition is rendered only when `/metrics` is scraped.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -76,32 +78,96 @@ pub struct RequestMetrics<'a> {
 }
 
 pub fn request_finished(m: &RequestMetrics<'_>) {
-    let labels = [
-        ("model", m.model.to_owned()),
-        ("provider", m.provider.to_owned()),
-        ("status", m.status.to_string()),
-        ("tenant", m.tenant.to_owned()),
-    ];
-    counter!("switchyard_requests_total", &labels).increment(1);
-    histogram!("switchyard_request_duration_seconds", "model" => m.model.to_owned())
-        .record(m.duration.as_secs_f64());
-    if let Some(ttft) = m.ttft {
-        histogram!("switchyard_ttft_seconds", "model" => m.model.to_owned())
-            .record(ttft.as_secs_f64());
+    match handles(m) {
+        Some(h) => h.record(m),
+        None => Handles::new(m).record(m),
     }
-    if m.prompt_tokens > 0 || m.completion_tokens > 0 {
-        for (kind, n) in [
-            ("prompt", m.prompt_tokens),
-            ("completion", m.completion_tokens),
-        ] {
-            counter!("switchyard_tokens_total", "model" => m.model.to_owned(), "tenant" => m.tenant.to_owned(), "type" => kind)
-                .increment(n);
+}
+
+/// The handles of one label set. Looking a metric up by name and labels allocates every label
+/// and hashes the key in the registry; that was a few percent of the gateway's CPU per request,
+/// so each label set's handles are looked up once and kept. The map grows with the label sets
+/// seen, which is the cardinality the Prometheus output has anyway.
+struct Handles {
+    model: Box<str>,
+    provider: Box<str>,
+    tenant: Box<str>,
+    status: u16,
+    requests: Counter,
+    duration: Histogram,
+    ttft: Histogram,
+    prompt_tokens: Counter,
+    completion_tokens: Counter,
+    cost: Gauge,
+}
+
+impl Handles {
+    fn new(m: &RequestMetrics<'_>) -> Self {
+        let model = || m.model.to_owned();
+        let tenant = || m.tenant.to_owned();
+        Self {
+            model: m.model.into(),
+            provider: m.provider.into(),
+            tenant: m.tenant.into(),
+            status: m.status,
+            requests: counter!("switchyard_requests_total", "model" => model(), "provider" => m.provider.to_owned(), "status" => m.status.to_string(), "tenant" => tenant()),
+            duration: histogram!("switchyard_request_duration_seconds", "model" => model()),
+            ttft: histogram!("switchyard_ttft_seconds", "model" => model()),
+            prompt_tokens: counter!("switchyard_tokens_total", "model" => model(), "tenant" => tenant(), "type" => "prompt"),
+            completion_tokens: counter!("switchyard_tokens_total", "model" => model(), "tenant" => tenant(), "type" => "completion"),
+            cost: gauge!("switchyard_cost_usd_total", "model" => model(), "tenant" => tenant()),
         }
     }
-    if m.cost_usd > 0.0 {
-        gauge!("switchyard_cost_usd_total", "model" => m.model.to_owned(), "tenant" => m.tenant.to_owned())
-            .increment(m.cost_usd);
+
+    fn matches(&self, m: &RequestMetrics<'_>) -> bool {
+        self.status == m.status
+            && &*self.model == m.model
+            && &*self.provider == m.provider
+            && &*self.tenant == m.tenant
     }
+
+    fn record(&self, m: &RequestMetrics<'_>) {
+        self.requests.increment(1);
+        self.duration.record(m.duration.as_secs_f64());
+        if let Some(ttft) = m.ttft {
+            self.ttft.record(ttft.as_secs_f64());
+        }
+        if m.prompt_tokens > 0 || m.completion_tokens > 0 {
+            self.prompt_tokens.increment(m.prompt_tokens);
+            self.completion_tokens.increment(m.completion_tokens);
+        }
+        if m.cost_usd > 0.0 {
+            self.cost.increment(m.cost_usd);
+        }
+    }
+}
+
+type HandleMap = RwLock<HashMap<u64, Vec<Arc<Handles>>>>;
+
+static HANDLES: OnceLock<HandleMap> = OnceLock::new();
+
+/// `None` until the recorder is installed: handles taken before would be no-ops forever.
+fn handles(m: &RequestMetrics<'_>) -> Option<Arc<Handles>> {
+    if !matches!(HANDLE.get(), Some(Some(_))) {
+        return None;
+    }
+    let map = HANDLES.get_or_init(Default::default);
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (m.model, m.provider, m.tenant, m.status).hash(&mut hasher);
+    let key = hasher.finish();
+    if let Ok(read) = map.read() {
+        if let Some(h) = read.get(&key).and_then(|v| v.iter().find(|h| h.matches(m))) {
+            return Some(h.clone());
+        }
+    }
+    let mut write = map.write().ok()?;
+    let list = write.entry(key).or_default();
+    if let Some(existing) = list.iter().find(|h| h.matches(m)) {
+        return Some(existing.clone());
+    }
+    let h = Arc::new(Handles::new(m));
+    list.push(h.clone());
+    Some(h)
 }
 
 pub fn upstream_error(provider: &str, kind: &'static str) {
@@ -115,5 +181,12 @@ pub fn fallback(from: &str, to: &str) {
 }
 
 pub fn inflight(delta: f64) {
-    gauge!("switchyard_inflight_requests").increment(delta);
+    static INFLIGHT: OnceLock<Gauge> = OnceLock::new();
+    if matches!(HANDLE.get(), Some(Some(_))) {
+        INFLIGHT
+            .get_or_init(|| gauge!("switchyard_inflight_requests"))
+            .increment(delta);
+    } else {
+        gauge!("switchyard_inflight_requests").increment(delta);
+    }
 }

@@ -39,7 +39,7 @@ pub(crate) fn transport_error(e: reqwest::Error) -> ProviderError {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -54,7 +54,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 pub(crate) fn sse_events(
     resp: reqwest::Response,
 ) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static {
-    resp.bytes_stream().eventsource().map(|ev| {
+    sse_from_bytes(resp.bytes_stream())
+}
+
+/// [`sse_events`] over any byte stream (reqwest's or hyper's body).
+pub(crate) fn sse_from_bytes<S, B, E>(
+    bytes: S,
+) -> impl Stream<Item = Result<Event, ProviderError>> + Send + 'static
+where
+    S: Stream<Item = Result<B, E>> + Send + 'static,
+    B: AsRef<[u8]> + Send,
+    E: std::error::Error + Send,
+{
+    bytes.eventsource().map(|ev| {
         ev.map_err(|e| match e {
             eventsource_stream::EventStreamError::Transport(t) => {
                 ProviderError::StreamBroken(error_chain(&t))

@@ -11,6 +11,7 @@ mod error;
 pub mod gemini;
 mod http;
 pub mod openai;
+mod plain;
 
 use std::sync::Arc;
 

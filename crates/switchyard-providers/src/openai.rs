@@ -3,13 +3,15 @@
 //! reporting on streams.
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use eventsource_stream::Event;
+use futures::{Stream, StreamExt};
 use switchyard_api::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, EmbeddingsRequest,
     EmbeddingsResponse, StreamOptions,
 };
 
 use crate::http::{parse_event, send, send_json, sse_events, with_headers};
+use crate::plain::{self, PlainEndpoint};
 use crate::{ChunkStream, Provider, ProviderError, ProviderSettings};
 
 pub struct OpenAiProvider {
@@ -21,6 +23,9 @@ pub struct OpenAiProvider {
     parsed_chat_url: Option<reqwest::Url>,
     parsed_embeddings_url: Option<reqwest::Url>,
     auth: Option<http::HeaderValue>,
+    /// Set for `http://` upstreams, which skip reqwest (see [`crate::plain`]).
+    plain_chat: Option<PlainEndpoint>,
+    plain_embeddings: Option<PlainEndpoint>,
 }
 
 impl OpenAiProvider {
@@ -32,7 +37,12 @@ impl OpenAiProvider {
             v.set_sensitive(true);
             Some(v)
         });
+        let plain_client = plain::client();
+        let plain =
+            |url: &str| PlainEndpoint::new(&plain_client, url, auth.as_ref(), &settings.headers);
         Self {
+            plain_chat: plain(&chat_url),
+            plain_embeddings: plain(&embeddings_url),
             parsed_chat_url: reqwest::Url::parse(&chat_url).ok(),
             parsed_embeddings_url: reqwest::Url::parse(&embeddings_url).ok(),
             chat_url,
@@ -85,7 +95,13 @@ pub(crate) fn upstream_body(
 
 /// Decodes an OpenAI-format SSE stream, ending at `[DONE]`.
 pub(crate) fn chunk_stream(resp: reqwest::Response) -> ChunkStream {
-    sse_events(resp)
+    chunk_events(sse_events(resp))
+}
+
+fn chunk_events(
+    events: impl Stream<Item = Result<Event, ProviderError>> + Send + 'static,
+) -> ChunkStream {
+    events
         .take_while(|ev| {
             let done = matches!(ev, Ok(e) if e.data.trim() == "[DONE]");
             futures::future::ready(!done)
@@ -124,7 +140,10 @@ impl Provider for OpenAiProvider {
         upstream_model: &str,
     ) -> Result<ChatCompletionResponse, ProviderError> {
         let body = upstream_body(req, upstream_model, false);
-        send_json(self.post_chat().json(&body)).await
+        match &self.plain_chat {
+            Some(plain) => plain.post_json(&body).await,
+            None => send_json(self.post_chat().json(&body)).await,
+        }
     }
 
     async fn chat_stream(
@@ -133,6 +152,9 @@ impl Provider for OpenAiProvider {
         upstream_model: &str,
     ) -> Result<ChunkStream, ProviderError> {
         let body = upstream_body(req, upstream_model, true);
+        if let Some(plain) = &self.plain_chat {
+            return Ok(chunk_events(plain.post_sse(&body).await?));
+        }
         let resp = send(self.post_chat().json(&body)).await?;
         Ok(chunk_stream(resp))
     }
@@ -144,6 +166,9 @@ impl Provider for OpenAiProvider {
     ) -> Result<EmbeddingsResponse, ProviderError> {
         let mut body = req.clone();
         body.model = upstream_model.to_owned();
+        if let Some(plain) = &self.plain_embeddings {
+            return plain.post_json(&body).await;
+        }
         send_json(
             self.post(&self.parsed_embeddings_url, &self.embeddings_url)
                 .json(&body),

@@ -94,7 +94,10 @@ fn prepare(url: &str, opts: &StoreOptions) -> Result<Prepared, StoreError> {
             // inserts; NORMAL is durable across process crashes in WAL mode and
             // far cheaper than FULL.
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal);
+            .synchronous(SqliteSynchronous::Normal)
+            // A multi-row insert with ON CONFLICT keeps a statement journal; in memory it is
+            // not a temporary file written on every batch (it showed in the writer's profile).
+            .pragma("temp_store", "memory");
         SqlitePoolOptions::new().max_connections(opts.max_connections.unwrap_or(4).max(1))
     };
     Ok(Prepared {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use switchyard_api::{ChatCompletionRequest, ChatCompletionResponse, Usage};
 
 use super::{admit, cached, fail, header_value, route, stream, ApiError, AppState};
@@ -367,6 +367,17 @@ fn estimated_usage(req: &ChatCompletionRequest, resp: &ChatCompletionResponse) -
     )
 }
 
+// Constants: a `&str` header name is parsed and validated again on every insert.
+pub(super) const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(super) const X_BUDGET_WARNING: HeaderName =
+    HeaderName::from_static("x-switchyard-budget-warning");
+pub(super) const X_CACHE: HeaderName = HeaderName::from_static("x-switchyard-cache");
+pub(super) const X_ROUTE: HeaderName = HeaderName::from_static("x-switchyard-route");
+pub(super) const X_MODEL: HeaderName = HeaderName::from_static("x-switchyard-model");
+pub(super) const X_PROVIDER: HeaderName = HeaderName::from_static("x-switchyard-provider");
+pub(super) const X_COST_USD: HeaderName = HeaderName::from_static("x-switchyard-cost-usd");
+pub(super) const X_ATTEMPTS: HeaderName = HeaderName::from_static("x-switchyard-attempts");
+
 /// The `x-switchyard-*` headers that say who served the request and what it cost, and the
 /// `x-ratelimit-*` headers of the limits that applied.
 pub(super) fn route_headers(
@@ -387,22 +398,19 @@ pub(super) fn served_by_headers(
     provider: &str,
     attempts: u32,
 ) {
-    headers.insert("x-request-id", header_value(ctx.request_id()));
+    headers.insert(X_REQUEST_ID, header_value(ctx.request_id()));
     ctx.ticket().rate_headers.write(headers);
     if let Some(w) = &ctx.ticket().budget_warning {
-        headers.insert("x-switchyard-budget-warning", header_value(w));
+        headers.insert(X_BUDGET_WARNING, header_value(w));
     }
     if let Some(outcome) = ctx.cache_outcome() {
-        headers.insert("x-switchyard-cache", header_value(outcome));
+        headers.insert(X_CACHE, header_value(outcome));
     }
     if let Some(route) = ctx.route_header() {
-        headers.insert("x-switchyard-route", header_value(route));
+        headers.insert(X_ROUTE, header_value(route));
     }
-    headers.insert("x-switchyard-model", header_value(model));
-    headers.insert("x-switchyard-provider", header_value(provider));
-    headers.insert(
-        "x-switchyard-cost-usd",
-        header_value(&format!("{:.8}", ctx.cost_usd())),
-    );
-    headers.insert("x-switchyard-attempts", http::HeaderValue::from(attempts));
+    headers.insert(X_MODEL, header_value(model));
+    headers.insert(X_PROVIDER, header_value(provider));
+    headers.insert(X_COST_USD, header_value(&format!("{:.8}", ctx.cost_usd())));
+    headers.insert(X_ATTEMPTS, http::HeaderValue::from(attempts));
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use switchyard_state::{RateDecision, StateBackend};
 
 use super::{AdmissionError, Ticket};
@@ -37,25 +37,26 @@ impl RateHeaders {
     }
 
     pub fn write(&self, headers: &mut HeaderMap) {
-        // Names are static so the hot path neither formats nor validates them.
-        const NAMES: [[&str; 3]; 2] = [
+        // Names are constants so the hot path neither formats nor validates them (a `&str`
+        // name is parsed again on every insert).
+        const NAMES: [[HeaderName; 3]; 2] = [
             [
-                "x-ratelimit-limit-requests",
-                "x-ratelimit-remaining-requests",
-                "x-ratelimit-reset-requests",
+                HeaderName::from_static("x-ratelimit-limit-requests"),
+                HeaderName::from_static("x-ratelimit-remaining-requests"),
+                HeaderName::from_static("x-ratelimit-reset-requests"),
             ],
             [
-                "x-ratelimit-limit-tokens",
-                "x-ratelimit-remaining-tokens",
-                "x-ratelimit-reset-tokens",
+                HeaderName::from_static("x-ratelimit-limit-tokens"),
+                HeaderName::from_static("x-ratelimit-remaining-tokens"),
+                HeaderName::from_static("x-ratelimit-reset-tokens"),
             ],
         ];
         for (names, d) in NAMES.iter().zip([self.requests, self.tokens]) {
             let Some(d) = d else { continue };
-            headers.insert(names[0], HeaderValue::from(d.limit));
-            headers.insert(names[1], HeaderValue::from(d.remaining));
+            headers.insert(&names[0], HeaderValue::from(d.limit));
+            headers.insert(&names[1], HeaderValue::from(d.remaining));
             if let Ok(v) = HeaderValue::from_str(&format!("{:.3}s", d.reset_after.as_secs_f64())) {
-                headers.insert(names[2], v);
+                headers.insert(&names[2], v);
             }
         }
     }
