@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Side-by-side load benchmark: bare mock upstream, Switchyard, LiteLLM proxy and Portkey's gateway,
-# all pointed at the same mock, measured in alternating rounds. See docs/benchmarks.md.
+# Side-by-side load benchmark: bare mock upstream, Switchyard, a bare axum + reqwest forwarder,
+# LiteLLM proxy and Portkey's gateway, all pointed at the same mock, in alternating rounds.
+# See docs/benchmarks.md.
 #
 #   bench/run.sh [--quick] [--scenarios a,b] [--rounds N] [--peer-rounds N] [--duration S]
 #                [--connections 32,4] [--rates 500,2000] [--mock-workers N] [--no-peers]
 #                [--quiet-wait S] [--retry-budget S] [--build] [--keep-work]
 #
-# Scenarios: small stream prompt32k postgres limits rate litellm portkey (default: all of them).
+# Scenarios: small stream prompt32k postgres limits cache forwarder rate litellm portkey (default: all).
 # Writes bench/results/<timestamp>.md and .json. Every process it starts is stopped on exit.
 set -euo pipefail
 
@@ -24,12 +25,13 @@ while (($#)); do
     --no-peers) peers=0; pass+=("$1") ;;
     --scenarios) scenarios="${2:-}"; pass+=("$1" "${2:-}"); shift ;;
     --scenarios=*) scenarios="${1#*=}"; pass+=("$1") ;;
-    -h|--help) sed -n '2,10p' "$BENCH/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$BENCH/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) pass+=("$1") ;;
   esac
   shift || true
 done
-wants() { ((peers)) && { [[ -z "$scenarios" ]] || [[ ",$scenarios," == *",$1,"* ]]; }; }
+selected() { [[ -z "$scenarios" ]] || [[ ",$scenarios," == *",$1,"* ]]; }
+wants() { ((peers)) && selected "$1"; }
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -73,6 +75,19 @@ if ((build)) || [[ ! -x target/release/switchyard || ! -x target/release/switchy
   cargo build --release --workspace --bins
 elif stale; then
   log "warning: target/release is older than the sources; benchmarking it as it is (--build rebuilds)"
+fi
+# The bare forwarder (crates/switchyard-mock/examples/forwarder.rs); a failed build skips it with the reason.
+if selected forwarder && { ((build)) || [[ ! -x target/release/examples/forwarder ]]; }; then
+  log "cargo build --release -p switchyard-mock --example forwarder"
+  fwd_log="$(mktemp -t switchyard-bench-forwarder.XXXXXX)"
+  if ! cargo build --release -p switchyard-mock --example forwarder 2>&1 | tee "$fwd_log" >&2; then
+    export BENCH_FORWARDER_SKIP="cargo build --release -p switchyard-mock --example forwarder failed: $(grep -m1 '^error' "$fwd_log" || tail -1 "$fwd_log")"
+    log "$BENCH_FORWARDER_SKIP"
+  fi
+  rm -f "$fwd_log"
+elif selected forwarder && [[ -n "$(find "$ROOT/crates/switchyard-mock/examples/forwarder.rs" \
+                                     -newer "$ROOT/target/release/examples/forwarder" -print -quit 2>/dev/null)" ]]; then
+  log "warning: target/release/examples/forwarder is older than its source; benchmarking it as it is (--build rebuilds)"
 fi
 
 # 3. peers, each in its own corner of bench/; a failed install skips that peer with the reason.

@@ -163,11 +163,44 @@ impl ChatMessage {
 }
 
 /// Message content: a plain string or a list of typed parts (text, image_url, input_audio, file...).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
     Parts(Vec<ContentPart>),
+}
+
+/// By hand rather than `#[serde(untagged)]`: untagged buffers the value first and copies it
+/// again into the variant (a 32 KiB system prompt twice, on every request), and its error names
+/// no expected shape.
+impl<'de> Deserialize<'de> for MessageContent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ContentVisitor;
+        impl<'de> serde::de::Visitor<'de> for ContentVisitor {
+            type Value = MessageContent;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of content parts")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(v.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<MessageContent, E> {
+                Ok(MessageContent::Text(v))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<MessageContent, A::Error> {
+                let de = serde::de::value::SeqAccessDeserializer::new(seq);
+                Vec::<ContentPart>::deserialize(de).map(MessageContent::Parts)
+            }
+        }
+        d.deserialize_any(ContentVisitor)
+    }
 }
 
 impl MessageContent {
@@ -418,6 +451,32 @@ pub struct FunctionCallDelta {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn content_is_text_or_parts_and_says_what_it_expects() {
+        let text: MessageContent = serde_json::from_str(r#""hi""#).unwrap();
+        assert_eq!(text, MessageContent::Text("hi".into()));
+        let escaped: MessageContent = serde_json::from_str(r#""a\nb""#).unwrap();
+        assert_eq!(escaped, MessageContent::Text("a\nb".into()));
+        let parts: MessageContent =
+            serde_json::from_str(r#"[{"type":"text","text":"x"},{"type":"image_url","image_url":{"url":"u"},"detail":"low"}]"#)
+                .unwrap();
+        let MessageContent::Parts(p) = &parts else {
+            panic!("parts expected")
+        };
+        assert_eq!(p[0].text.as_deref(), Some("x"));
+        assert_eq!(p[1].extra["detail"], "low");
+        assert_eq!(serde_json::to_value(&parts).unwrap()[1]["detail"], "low");
+        let from_value: MessageContent = serde_json::from_value(serde_json::json!("v")).unwrap();
+        assert_eq!(from_value, MessageContent::Text("v".into()));
+        let err = serde_json::from_str::<MessageContent>("5")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expected a string or an array of content parts"),
+            "{err}"
+        );
+    }
+
     use super::*;
     use serde_json::json;
 

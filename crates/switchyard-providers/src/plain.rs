@@ -6,7 +6,8 @@
 //! IDNA) on every request and again for the response, plus proxy matching and a client clone per
 //! call. A plain-HTTP upstream needs none of it: no TLS, no proxy, no redirects from an
 //! inference server. TLS upstreams (hosted APIs) keep reqwest, where the handshake, HTTP/2 and the
-//! network dominate.
+//! network dominate. With an HTTP proxy configured in the environment, reqwest keeps every
+//! upstream, as before.
 
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ impl PlainEndpoint {
         extra: &[(String, String)],
     ) -> Option<Self> {
         let uri: Uri = url.parse().ok()?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        if uri.scheme_str() != Some("http") || uri.host().is_none() || proxy_configured() {
             return None;
         }
         let mut headers = HeaderMap::with_capacity(2 + extra.len());
@@ -119,6 +120,14 @@ impl PlainEndpoint {
     }
 }
 
+/// reqwest sends plain HTTP through the proxy these variables name; with one set, every
+/// upstream stays on reqwest so proxy and `NO_PROXY` rules keep applying.
+fn proxy_configured() -> bool {
+    ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+}
+
 /// One pool per provider, as reqwest keeps one per host.
 pub(crate) fn client() -> Client<HttpConnector, Full<Bytes>> {
     let mut connector = HttpConnector::new();
@@ -138,23 +147,23 @@ mod tests {
     fn only_plain_http_with_valid_headers_takes_this_path() {
         let c = client();
         let auth = HeaderValue::from_static("Bearer k");
-        assert!(PlainEndpoint::new(
-            &c,
-            "http://127.0.0.1:8000/v1/chat/completions",
-            Some(&auth),
-            &[]
-        )
-        .is_some());
-        assert!(
-            PlainEndpoint::new(&c, "https://api.openai.com/v1/chat/completions", None, &[])
-                .is_none()
+        let local = "http://127.0.0.1:8000/v1/chat/completions";
+        // Under a configured proxy every upstream stays on reqwest.
+        let expect_plain = !proxy_configured();
+        assert_eq!(
+            PlainEndpoint::new(&c, local, Some(&auth), &[]).is_some(),
+            expect_plain
         );
+        assert!(PlainEndpoint::new(&c, "https://api.openai.com/v1/x", None, &[]).is_none());
         assert!(PlainEndpoint::new(&c, "not a url", None, &[]).is_none());
         let bad = [("bad header".to_owned(), "v".to_owned())];
-        assert!(PlainEndpoint::new(&c, "http://127.0.0.1:8000/v1", None, &bad).is_none());
+        assert!(PlainEndpoint::new(&c, local, None, &bad).is_none());
         let good = [("OpenAI-Organization".to_owned(), "org-1".to_owned())];
-        let ep = PlainEndpoint::new(&c, "http://127.0.0.1:8000/v1", None, &good).unwrap();
-        assert_eq!(ep.headers["openai-organization"], "org-1");
-        assert_eq!(ep.headers[CONTENT_TYPE], "application/json");
+        if let Some(ep) = PlainEndpoint::new(&c, local, Some(&auth), &good) {
+            assert_eq!(ep.headers["openai-organization"], "org-1");
+            assert_eq!(ep.headers[CONTENT_TYPE], "application/json");
+            assert_eq!(ep.headers[AUTHORIZATION], "Bearer k");
+            assert_eq!(ep.uri.path(), "/v1/chat/completions");
+        }
     }
 }
