@@ -451,6 +451,9 @@ pub struct FunctionCallDelta {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use serde_json::json;
+
     #[test]
     fn content_is_text_or_parts_and_says_what_it_expects() {
         let text: MessageContent = serde_json::from_str(r#""hi""#).unwrap();
@@ -476,9 +479,6 @@ mod tests {
             "{err}"
         );
     }
-
-    use super::*;
-    use serde_json::json;
 
     #[test]
     fn request_keeps_unknown_fields_and_tools() {
