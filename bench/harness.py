@@ -888,24 +888,25 @@ def evaluate_targets(rows):
                 f"Switchyard {sy['rps']:,.0f} req/s / {peer} {pr['rps']:,.0f} req/s; normalised by the "
                 f"bare mock of each one's rounds: {fmt(norm, 1)}x")
     # Informational: how far Switchyard is from bare forwarding (same group, same rounds, same mock).
-    sy, fw = pick(rows, "small", "switchyard-sqlite", "c32"), pick(rows, "small", "forwarder", "c32")
-    if sy and fw and sy["rps_ratio_to_mock"] and fw["rps_ratio_to_mock"]:
-        add("Switchyard / forwarder throughput at 32 connections", "as close to 1 as possible",
-            f"{sy['rps_ratio_to_mock'] / fw['rps_ratio_to_mock']:.2f}x", None,
-            f"Switchyard (SQLite) {fmt_ratio(sy['rps_ratio_to_mock'])} × mock ({sy['rps']:,.0f} req/s) / bare "
-            f"forwarder {fmt_ratio(fw['rps_ratio_to_mock'])} × mock ({fw['rps']:,.0f} req/s), same rounds", info=True)
-    else:
-        add("Switchyard / forwarder throughput at 32 connections", "as close to 1 as possible", None, None,
-            "not measured (needs small and forwarder; see skipped)", info=True)
-    sy, fw = pick(rows, "small", "switchyard-sqlite", "c4"), pick(rows, "small", "forwarder", "c4")
-    if sy and fw and sy["added_p50_ms"] is not None and fw["added_p50_ms"] is not None:
-        add("added p50 at 4 connections, Switchyard vs forwarder", "as close as possible",
-            f"{sy['added_p50_ms']:+.3f} ms vs {fw['added_p50_ms']:+.3f} ms", None,
-            f"+p50 over the bare mock in the same rounds; Switchyard adds "
-            f"{sy['added_p50_ms'] - fw['added_p50_ms']:+.3f} ms beyond bare forwarding", info=True)
-    else:
-        add("added p50 at 4 connections, Switchyard vs forwarder", "as close as possible", None, None,
-            "not measured (needs small and forwarder; see skipped)", info=True)
+    def against_forwarder(name, goal, load, usable, measured, detail):
+        sy, fw = pick(rows, "small", "switchyard-sqlite", load), pick(rows, "small", "forwarder", load)
+        if sy and fw and usable(sy) and usable(fw):
+            add(name, goal, measured(sy, fw), None, detail(sy, fw), info=True)
+        else:
+            add(name, goal, None, None, "not measured (needs small and forwarder; see skipped)", info=True)
+
+    against_forwarder(
+        "Switchyard / forwarder throughput at 32 connections", "as close to 1 as possible", "c32",
+        lambda r: r["rps_ratio_to_mock"],
+        lambda sy, fw: f"{sy['rps_ratio_to_mock'] / fw['rps_ratio_to_mock']:.2f}x",
+        lambda sy, fw: f"Switchyard (SQLite) {fmt_ratio(sy['rps_ratio_to_mock'])} × mock ({sy['rps']:,.0f} req/s) / "
+                       f"bare forwarder {fmt_ratio(fw['rps_ratio_to_mock'])} × mock ({fw['rps']:,.0f} req/s), same rounds")
+    against_forwarder(
+        "added p50 at 4 connections, Switchyard vs forwarder", "as close as possible", "c4",
+        lambda r: r["added_p50_ms"] is not None,
+        lambda sy, fw: f"{sy['added_p50_ms']:+.3f} ms vs {fw['added_p50_ms']:+.3f} ms",
+        lambda sy, fw: f"+p50 over the bare mock in the same rounds; Switchyard adds "
+                       f"{sy['added_p50_ms'] - fw['added_p50_ms']:+.3f} ms beyond bare forwarding")
     return checks
 
 
