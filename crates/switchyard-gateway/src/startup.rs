@@ -89,6 +89,8 @@ pub async fn build_from(
         WriterOptions {
             batch_size: config.store.batch_size,
             flush_interval: Duration::from_millis(config.store.flush_interval_ms),
+            max_queued_body_bytes: config.store.log_backlog_max_bytes,
+            max_queued_records: config.store.log_backlog_max_records,
             ..WriterOptions::default()
         },
         Some(redaction),

@@ -7,7 +7,8 @@ use switchyard_api::{
 };
 
 use crate::http::{send, send_json, with_headers};
-use crate::openai::{chunk_stream, upstream_body};
+use crate::openai::chunk_stream;
+use crate::upstream_body::UpstreamChatBody;
 use crate::{ChunkStream, Provider, ProviderError, ProviderSettings};
 
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
@@ -54,7 +55,7 @@ impl Provider for AzureProvider {
         req: &ChatCompletionRequest,
         deployment: &str,
     ) -> Result<ChatCompletionResponse, ProviderError> {
-        let body = upstream_body(req, deployment, false);
+        let body = UpstreamChatBody::new(req, deployment, false);
         send_json(self.post(deployment, "chat/completions").json(&body)).await
     }
 
@@ -63,7 +64,7 @@ impl Provider for AzureProvider {
         req: &ChatCompletionRequest,
         deployment: &str,
     ) -> Result<ChunkStream, ProviderError> {
-        let body = upstream_body(req, deployment, true);
+        let body = UpstreamChatBody::new(req, deployment, true);
         let resp = send(self.post(deployment, "chat/completions").json(&body)).await?;
         Ok(chunk_stream(resp))
     }

@@ -12,6 +12,7 @@ pub mod gemini;
 mod http;
 pub mod openai;
 mod plain;
+mod upstream_body;
 
 use std::sync::Arc;
 

@@ -7,11 +7,12 @@ use eventsource_stream::Event;
 use futures::{Stream, StreamExt};
 use switchyard_api::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, EmbeddingsRequest,
-    EmbeddingsResponse, StreamOptions,
+    EmbeddingsResponse,
 };
 
 use crate::http::{parse_event, send, send_json, sse_events, with_headers};
 use crate::plain::{self, PlainEndpoint};
+use crate::upstream_body::UpstreamChatBody;
 use crate::{ChunkStream, Provider, ProviderError, ProviderSettings};
 
 pub struct OpenAiProvider {
@@ -70,29 +71,6 @@ impl OpenAiProvider {
     }
 }
 
-/// The upstream body: the client's request with the upstream model id, without gateway-only
-/// fields, and with usage requested on streams so cost can always be attributed.
-pub(crate) fn upstream_body(
-    req: &ChatCompletionRequest,
-    upstream_model: &str,
-    stream: bool,
-) -> ChatCompletionRequest {
-    let mut body = req.clone();
-    body.model = upstream_model.to_owned();
-    body.metadata = None;
-    if stream {
-        body.stream = Some(true);
-        let opts = body
-            .stream_options
-            .get_or_insert_with(StreamOptions::default);
-        opts.include_usage = Some(true);
-    } else {
-        body.stream = None;
-        body.stream_options = None;
-    }
-    body
-}
-
 /// Decodes an OpenAI-format SSE stream, ending at `[DONE]`.
 pub(crate) fn chunk_stream(resp: reqwest::Response) -> ChunkStream {
     chunk_events(sse_events(resp))
@@ -139,7 +117,7 @@ impl Provider for OpenAiProvider {
         req: &ChatCompletionRequest,
         upstream_model: &str,
     ) -> Result<ChatCompletionResponse, ProviderError> {
-        let body = upstream_body(req, upstream_model, false);
+        let body = UpstreamChatBody::new(req, upstream_model, false);
         match &self.plain_chat {
             Some(plain) => plain.post_json(&body).await,
             None => send_json(self.post_chat().json(&body)).await,
@@ -151,7 +129,7 @@ impl Provider for OpenAiProvider {
         req: &ChatCompletionRequest,
         upstream_model: &str,
     ) -> Result<ChunkStream, ProviderError> {
-        let body = upstream_body(req, upstream_model, true);
+        let body = UpstreamChatBody::new(req, upstream_model, true);
         if let Some(plain) = &self.plain_chat {
             return Ok(chunk_events(plain.post_sse(&body).await?));
         }
@@ -180,23 +158,6 @@ impl Provider for OpenAiProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_api::{ChatMessage, Role};
-
-    #[test]
-    fn stream_body_requests_usage_and_drops_metadata() {
-        let mut req = ChatCompletionRequest {
-            model: "alias".into(),
-            messages: vec![ChatMessage::new(Role::User, "hi")],
-            ..Default::default()
-        };
-        req.metadata = Some(serde_json::Map::new());
-        let body = upstream_body(&req, "gpt-4o-mini", true);
-        assert_eq!(body.model, "gpt-4o-mini");
-        assert!(body.metadata.is_none());
-        assert!(body.wants_stream_usage());
-        let body = upstream_body(&req, "gpt-4o-mini", false);
-        assert!(body.stream.is_none() && body.stream_options.is_none());
-    }
 
     #[test]
     fn error_event_inside_stream_is_an_error() {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 mod audit;
+mod backlog;
 mod cache;
 mod feedback;
 mod keys;

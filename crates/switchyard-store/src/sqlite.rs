@@ -25,9 +25,7 @@ mod schema;
 
 const BACKEND: &str = "sqlite";
 
-/// Stays under SQLite's default limit of 32766 bound variables per statement
-/// (25 columns per row).
-/// Rows per multi-row INSERT. Every distinct row count is a distinct statement; only full chunks
+/// Rows per multi-row INSERT (25 bound variables each, under SQLite's default limit of 32766). Every distinct row count is a distinct statement; only full chunks
 /// are kept prepared, so the statement cache holds one insert instead of one per batch size
 /// (each a large prepared program per connection, which grew memory under load).
 const ROWS_PER_STATEMENT: usize = 64;

@@ -38,6 +38,7 @@ fn opts() -> WriterOptions {
         flush_interval: Duration::from_millis(20),
         // Long, so that tests control replays explicitly.
         replay_interval: Duration::from_secs(3600),
+        ..WriterOptions::default()
     }
 }
 
@@ -204,6 +205,8 @@ struct Flaky {
     inner: Arc<dyn Store>,
     down: AtomicBool,
     inserts: AtomicUsize,
+    /// Held by a test to make inserts wait, as on a stalled disk.
+    stall: tokio::sync::RwLock<()>,
 }
 
 impl Flaky {
@@ -229,6 +232,7 @@ impl Store for Flaky {
     }
     async fn insert_requests(&self, batch: &[RequestRecord]) -> Result<(), StoreError> {
         self.inserts.fetch_add(1, Ordering::SeqCst);
+        let _running = self.stall.read().await;
         self.check()?;
         if batch.iter().any(|r| r.request_id == "poison") {
             return Err(StoreError::Encode("poison".into()));
@@ -331,7 +335,79 @@ async fn flaky(dir: &Path) -> Arc<Flaky> {
         inner: sqlite_store(dir, "db.sqlite").await,
         down: AtomicBool::new(false),
         inserts: AtomicUsize::new(0),
+        stall: tokio::sync::RwLock::new(()),
     })
+}
+
+#[tokio::test]
+async fn a_stalled_store_bounds_queued_bodies_but_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = flaky(dir.path()).await;
+    let opts = WriterOptions {
+        batch_size: 4,
+        max_queued_body_bytes: 20_000,
+        max_queued_records: 8,
+        ..opts()
+    };
+    let (log, handle) = RequestLog::spawn(store.clone(), dir.path().join("s.jsonl"), opts);
+    let with_body = |id: &str| RequestRecord {
+        bodies: Some(
+            serde_json::json!({"messages": [{"role": "user", "content": "x".repeat(4_000)}]}),
+        ),
+        ..common::record(id, 1)
+    };
+
+    let stalled = store.stall.write().await;
+    // The first batch is taken by the writer and waits in the stalled insert; what comes
+    // after queues, and bodies past the bound's 20 kB are omitted.
+    for id in ids("b", 4) {
+        log.record(with_body(&id));
+    }
+    while store.inserts.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for id in ids("q", 12) {
+        log.record(with_body(&id));
+    }
+    // 12 queued, 8 allowed: a new request waits until the store takes records again.
+    let waiting = tokio::spawn({
+        let log = log.clone();
+        async move { log.wait_for_room().await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished(), "no room while the store is stalled");
+    drop(stalled);
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("room once the store took records")
+        .unwrap();
+    log.flush().await;
+
+    assert_eq!(
+        store.count_requests().await.unwrap(),
+        16,
+        "every record is logged"
+    );
+    let mut kept = 0;
+    for id in ids("q", 12) {
+        let rec = store.get_request(&id).await.unwrap().unwrap();
+        match rec.bodies.as_ref().and_then(|b| b.get("omitted")) {
+            Some(reason) => assert_eq!(reason, "log_backlog"),
+            None => kept += 1,
+        }
+        assert_eq!(rec.prompt_tokens, common::record(&id, 1).prompt_tokens);
+    }
+    assert_eq!(
+        kept, 4,
+        "4 bodies of ~4 kB fit the 20 kB bound, the rest were omitted"
+    );
+    // Once the writer caught up, bodies are kept again.
+    log.record(with_body("after"));
+    log.flush().await;
+    let after = store.get_request("after").await.unwrap().unwrap();
+    assert!(after.bodies.unwrap().get("messages").is_some());
+    log.shutdown().await;
+    handle.await.unwrap();
 }
 
 #[tokio::test]

@@ -111,6 +111,11 @@ pub struct StoreConfig {
     pub log_bodies: crate::logbodies::BodiesMode,
     /// Logged prompt and answer text per request, at most (the rest is cut, `truncated: true`).
     pub log_body_max_bytes: usize,
+    /// Logged bodies held in memory by records waiting for a slow store, at most; past it,
+    /// records are logged without their bodies until the writer catches up.
+    pub log_backlog_max_bytes: usize,
+    /// Records waiting for a slow store, at most; past it, new requests wait (backpressure).
+    pub log_backlog_max_records: usize,
 }
 
 impl Default for StoreConfig {
@@ -124,6 +129,8 @@ impl Default for StoreConfig {
             // The writer task redacts what it keeps: 4 KiB a request keeps that well ahead of
             // the request rate (16 KiB bodies of 32 KiB prompts let its queue, and RSS, grow).
             log_body_max_bytes: 4 * 1024,
+            log_backlog_max_bytes: 8 * 1024 * 1024,
+            log_backlog_max_records: 16 * 1024,
         }
     }
 }
@@ -311,6 +318,9 @@ impl Config {
             || url.starts_with("postgresql://"))
         {
             errs.push("store.url: must start with sqlite: or postgres://".to_owned());
+        }
+        if self.store.log_backlog_max_records == 0 {
+            errs.push("store.log_backlog_max_records: must be greater than 0".to_owned());
         }
         if self.store.batch_size == 0 {
             errs.push("store.batch_size: must be greater than 0".to_owned());

@@ -152,6 +152,8 @@ pub(crate) async fn admit<T: DeserializeOwned>(
     rt.admission
         .admit_request(&principal, ctx.ticket_mut())
         .await?;
+    // Backpressure from a request log that fell behind its store, before the body is read.
+    app.log.wait_for_room().await;
     let bytes = read_body(body, rt.admission.max_body_bytes()).await?;
     let parsed = parse_json(&bytes)?;
     Ok((principal, parsed))
