@@ -24,9 +24,9 @@ const NODE_OVERHEAD: usize = 48;
 
 #[derive(Debug)]
 pub(crate) struct Backlog {
-    queued: AtomicUsize,
-    max: usize,
-    shedding: AtomicBool,
+    body_bytes: AtomicUsize,
+    max_body_bytes: usize,
+    omitting_bodies: AtomicBool,
     records: AtomicUsize,
     max_records: usize,
     /// Wakes requests waiting for room once the writer has taken records.
@@ -36,9 +36,9 @@ pub(crate) struct Backlog {
 impl Backlog {
     pub(crate) fn new(max_body_bytes: usize, max_records: usize) -> Self {
         Self {
-            queued: AtomicUsize::new(0),
-            max: max_body_bytes,
-            shedding: AtomicBool::new(false),
+            body_bytes: AtomicUsize::new(0),
+            max_body_bytes,
+            omitting_bodies: AtomicBool::new(false),
             records: AtomicUsize::new(0),
             max_records: max_records.max(1),
             drained: Notify::new(),
@@ -78,16 +78,16 @@ impl Backlog {
             return 0;
         };
         let weight = weight(bodies);
-        let before = self.queued.fetch_add(weight, Ordering::Relaxed);
-        if before + weight <= self.max {
+        let before = self.body_bytes.fetch_add(weight, Ordering::Relaxed);
+        if before + weight <= self.max_body_bytes {
             return weight;
         }
-        self.queued.fetch_sub(weight, Ordering::Relaxed);
+        self.body_bytes.fetch_sub(weight, Ordering::Relaxed);
         rec.bodies = Some(json!({"omitted": "log_backlog"}));
         metrics::counter!("switchyard_log_bodies_omitted_total").increment(1);
-        if !self.shedding.swap(true, Ordering::Relaxed) {
+        if !self.omitting_bodies.swap(true, Ordering::Relaxed) {
             tracing::warn!(
-                max_bytes = self.max,
+                max_bytes = self.max_body_bytes,
                 "request log is behind the request rate; logging new records without bodies"
             );
         }
@@ -99,17 +99,17 @@ impl Backlog {
         if weight == 0 {
             return;
         }
-        let before = self.queued.fetch_sub(weight, Ordering::Relaxed);
-        if before.saturating_sub(weight) < self.max / 2
-            && self.shedding.swap(false, Ordering::Relaxed)
+        let before = self.body_bytes.fetch_sub(weight, Ordering::Relaxed);
+        if before.saturating_sub(weight) < self.max_body_bytes / 2
+            && self.omitting_bodies.swap(false, Ordering::Relaxed)
         {
             tracing::info!("request log caught up; logging bodies again");
         }
     }
 
     #[cfg(test)]
-    fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+    fn body_bytes(&self) -> usize {
+        self.body_bytes.load(Ordering::Relaxed)
     }
 
     #[cfg(test)]
@@ -150,14 +150,14 @@ mod tests {
         assert!(w1 > 4_000 && w1 < 4_400, "{w1}");
         let mut second = with_prompt(4_000);
         let w2 = backlog.admit(&mut second);
-        assert_eq!(backlog.queued(), w1 + w2);
+        assert_eq!(backlog.body_bytes(), w1 + w2);
 
         let mut third = with_prompt(4_000);
         assert_eq!(backlog.admit(&mut third), 0);
         assert_eq!(third.bodies, Some(json!({"omitted": "log_backlog"})));
         assert_eq!(third.prompt_tokens, 7, "only the bodies go");
         assert_eq!(
-            backlog.queued(),
+            backlog.body_bytes(),
             w1 + w2,
             "an omitted record charges nothing"
         );
@@ -166,7 +166,7 @@ mod tests {
         backlog.release(w1);
         backlog.release(w2);
         backlog.release(0);
-        assert_eq!((backlog.queued(), backlog.records()), (0, 0));
+        assert_eq!((backlog.body_bytes(), backlog.records()), (0, 0));
         let mut fourth = with_prompt(4_000);
         assert!(backlog.admit(&mut fourth) > 0);
         assert!(fourth.bodies.as_ref().unwrap().get("messages").is_some());
