@@ -119,7 +119,7 @@ impl Provider for OpenAiProvider {
     ) -> Result<ChatCompletionResponse, ProviderError> {
         let body = UpstreamChatBody::new(req, upstream_model, false);
         match &self.plain_chat {
-            Some(plain) => plain.post_json(&body).await,
+            Some(plain) => plain.post_json(&body, body.json_size_hint()).await,
             None => send_json(self.post_chat().json(&body)).await,
         }
     }
@@ -131,7 +131,9 @@ impl Provider for OpenAiProvider {
     ) -> Result<ChunkStream, ProviderError> {
         let body = UpstreamChatBody::new(req, upstream_model, true);
         if let Some(plain) = &self.plain_chat {
-            return Ok(chunk_events(plain.post_sse(&body).await?));
+            return Ok(chunk_events(
+                plain.post_sse(&body, body.json_size_hint()).await?,
+            ));
         }
         let resp = send(self.post_chat().json(&body)).await?;
         Ok(chunk_stream(resp))
@@ -145,7 +147,9 @@ impl Provider for OpenAiProvider {
         let mut body = req.clone();
         body.model = upstream_model.to_owned();
         if let Some(plain) = &self.plain_embeddings {
-            return plain.post_json(&body).await;
+            return plain
+                .post_json(&body, plain::json_size_hint(body.input.chars(), 1))
+                .await;
         }
         send_json(
             self.post(&self.parsed_embeddings_url, &self.embeddings_url)

@@ -52,6 +52,8 @@ pub(crate) struct UpstreamChatBody<'a> {
     // `metadata` holds the gateway's own tags: never forwarded.
     #[serde(flatten)]
     extra: &'a Map<String, Value>,
+    #[serde(skip)]
+    size_hint: usize,
 }
 
 /// The client's stream options with `include_usage` forced on.
@@ -120,7 +122,13 @@ impl<'a> UpstreamChatBody<'a> {
             logprobs: *logprobs,
             top_logprobs: *top_logprobs,
             extra,
+            size_hint: crate::plain::json_size_hint(req.prompt_chars(), messages.len()),
         }
+    }
+
+    /// What the serialized body is expected to weigh: dominated by the messages' text.
+    pub(crate) fn json_size_hint(&self) -> usize {
+        self.size_hint
     }
 }
 
@@ -196,5 +204,32 @@ mod tests {
         let streamed = serde_json::to_value(UpstreamChatBody::new(&req, "b", true)).unwrap();
         assert_eq!(streamed["stream"], true);
         assert_eq!(streamed["stream_options"], json!({"include_usage": true}));
+    }
+
+    #[test]
+    fn size_hint_holds_the_serialized_body_without_regrowing() {
+        // A long document with the line breaks and quotes JSON escapes, as in a pasted prompt.
+        let document = "Line with \"quotes\" and a tab\tthen more text.\n".repeat(700);
+        let req: ChatCompletionRequest = serde_json::from_value(json!({
+            "model": "a",
+            "messages": [
+                {"role": "system", "content": document},
+                {"role": "user", "content": "Summarize the document above."}
+            ],
+            "max_tokens": 64, "temperature": 0
+        }))
+        .unwrap();
+        for stream in [false, true] {
+            let body = UpstreamChatBody::new(&req, "gpt-4o-mini", stream);
+            let len = serde_json::to_vec(&body).unwrap().len();
+            let hint = body.json_size_hint();
+            assert!(len > 30_000, "{len}");
+            assert!(hint >= len, "stream={stream}: hint {hint} < {len} bytes");
+            // An estimate, not a blanket over-allocation.
+            assert!(
+                hint < len + len / 4,
+                "stream={stream}: hint {hint} for {len} bytes"
+            );
+        }
     }
 }

@@ -47,9 +47,13 @@ impl Default for WriterOptions {
             batch_size: 256,
             flush_interval: Duration::from_millis(20),
             replay_interval: Duration::from_secs(5),
-            max_queued_body_bytes: 8 * 1024 * 1024,
-            // About 1 KiB each without bodies: a 16 MiB bound, 0.4 s of logging at 40k req/s.
-            max_queued_records: 16 * 1024,
+            // With the records' own bound, the queue stays under about 8 MiB: room for it in a
+            // 64 MiB gateway. 4 MiB is ~1,000 prompts logged at the 4 KiB cap.
+            max_queued_body_bytes: 4 * 1024 * 1024,
+            // About 1 KiB each without bodies: a 4 MiB bound, 0.1 s of logging at 40k req/s.
+            // At a steady rate the writer stays within a few hundred records of the requests;
+            // only a stall of the store (a checkpoint's fsync on a busy disk) reaches this.
+            max_queued_records: 4 * 1024,
         }
     }
 }

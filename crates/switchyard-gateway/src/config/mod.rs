@@ -129,8 +129,8 @@ impl Default for StoreConfig {
             // The writer task redacts what it keeps: 4 KiB a request keeps that well ahead of
             // the request rate (16 KiB bodies of 32 KiB prompts let its queue, and RSS, grow).
             log_body_max_bytes: 4 * 1024,
-            log_backlog_max_bytes: 8 * 1024 * 1024,
-            log_backlog_max_records: 16 * 1024,
+            log_backlog_max_bytes: switchyard_store::WriterOptions::default().max_queued_body_bytes,
+            log_backlog_max_records: switchyard_store::WriterOptions::default().max_queued_records,
         }
     }
 }
