@@ -143,7 +143,8 @@ impl ChatMessage {
             .unwrap_or_default()
     }
 
-    fn text_len(&self) -> usize {
+    /// Bytes of text in the message (content and tool calls), without building it.
+    pub fn text_len(&self) -> usize {
         let content = match &self.content {
             Some(MessageContent::Text(t)) => t.len(),
             Some(MessageContent::Parts(p)) => p

@@ -142,12 +142,12 @@ fn redact(redactor: &Redactor, bodies: &mut Value) {
     if let Some(Value::Array(messages)) = obj.get_mut("messages") {
         for m in messages {
             if let Some(Value::String(s)) = m.get_mut("content") {
-                *s = redactor.redact(s).0;
+                redactor.redact_in_place(s);
             }
         }
     }
     if let Some(Value::String(s)) = obj.get_mut("answer") {
-        *s = redactor.redact(s).0;
+        redactor.redact_in_place(s);
     }
 }
 

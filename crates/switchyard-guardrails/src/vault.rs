@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::scanner::{Scanner, ScannerConfig};
+use crate::scanner::{ScanReport, Scanner, ScannerConfig};
 use crate::{Action, GuardrailError, Kind};
 
 /// Placeholder <-> original mapping for one request. Reuse it across all messages of the
@@ -194,21 +194,33 @@ impl Redactor {
 
     /// Redact one message of a request, sharing `vault` with the request's other messages.
     pub fn redact_with(&self, vault: &mut Vault, text: &str) -> String {
-        let report = self.scanner.scan(text);
-        let mut out = String::with_capacity(text.len());
-        let mut last = 0;
-        for d in report
-            .detections
-            .iter()
-            .filter(|d| d.action >= Action::Redact)
-        {
-            out.push_str(&text[last..d.start]);
-            out.push_str(vault.placeholder(d.kind, &text[d.start..d.end]));
-            last = d.end;
-        }
-        out.push_str(&text[last..]);
-        out
+        replace_detections(vault, text, &self.scanner.scan(text))
     }
+
+    /// Redact `text` with a fresh vault, in place: a text with nothing to redact is left as it
+    /// is instead of copied (the request log redacts every prompt and answer it keeps).
+    pub fn redact_in_place(&self, text: &mut String) {
+        let report = self.scanner.scan(text);
+        if report.detections.iter().any(|d| d.action >= Action::Redact) {
+            *text = replace_detections(&mut Vault::new(), text, &report);
+        }
+    }
+}
+
+fn replace_detections(vault: &mut Vault, text: &str, report: &ScanReport) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for d in report
+        .detections
+        .iter()
+        .filter(|d| d.action >= Action::Redact)
+    {
+        out.push_str(&text[last..d.start]);
+        out.push_str(vault.placeholder(d.kind, &text[d.start..d.end]));
+        last = d.end;
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 #[cfg(test)]
@@ -235,6 +247,20 @@ mod tests {
         assert_eq!(vault.restore(&red), MSG);
         let dbg = format!("{vault:?}");
         assert!(!dbg.contains("jane") && !dbg.contains("4111") && dbg.contains("[EMAIL_2]"));
+    }
+
+    #[test]
+    fn redact_in_place_matches_redact_and_leaves_clean_text_alone() {
+        let r = redactor();
+        let mut dirty = MSG.to_owned();
+        r.redact_in_place(&mut dirty);
+        assert_eq!(dirty, r.redact(MSG).0);
+        let mut clean = String::with_capacity(64);
+        clean.push_str("nothing to see here, order 12345678");
+        let before = clean.as_ptr();
+        r.redact_in_place(&mut clean);
+        assert_eq!(clean, "nothing to see here, order 12345678");
+        assert_eq!(clean.as_ptr(), before, "clean text is kept, not copied");
     }
 
     #[test]

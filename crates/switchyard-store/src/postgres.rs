@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row};
 
-use crate::record::{dedup_rows, RequestRow, REQUEST_COLUMNS, REQUEST_INSERT_COLUMNS};
+use crate::record::{
+    dedup_rows, insert_chunks, RequestRow, REQUEST_COLUMNS, REQUEST_INSERT_COLUMNS,
+};
 use crate::{
     redact_url, ApiKeyRecord, ArmStats, AuditEvent, CacheEntryFilter, CacheEntryRecord, CostFilter,
     ExperimentQuery, FeedbackRecord, ModelFeedback, RequestRecord, SpendQuery, SpendRow, Store,
@@ -21,10 +23,8 @@ mod schema;
 
 const BACKEND: &str = "postgres";
 
-/// 25 columns per row keeps a statement far below the 65535 bind limit.
-/// Rows per multi-row INSERT. Every distinct row count is a distinct statement; only full chunks
-/// are kept prepared, so the statement cache holds one insert instead of one per batch size
-/// (each a large prepared program per connection, which grew memory under load).
+/// Rows per multi-row INSERT (25 bound variables each, far below the 65535 bind limit);
+/// a power of two, for [`insert_chunks`].
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// Several gateway replicas may start at once; concurrent `CREATE TABLE IF NOT
@@ -115,7 +115,7 @@ impl PostgresStore {
     }
 }
 
-fn read_request(row: &PgRow) -> Result<RequestRow, sqlx::Error> {
+fn read_request(row: &PgRow) -> Result<RequestRow<'_>, sqlx::Error> {
     Ok(RequestRow {
         request_id: row.try_get("request_id")?,
         ts_ms: row.try_get("ts_ms")?,
@@ -186,7 +186,7 @@ impl Store for PostgresStore {
                 .collect::<Result<Vec<_>, _>>()?,
         );
         let mut tx = self.pool.begin().await.map_err(StoreError::db(BACKEND))?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in insert_chunks(&rows, ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<Postgres>::new(format!(
                 "INSERT INTO requests ({REQUEST_INSERT_COLUMNS}) "
             ));
@@ -219,7 +219,6 @@ impl Store for PostgresStore {
             });
             qb.push(" ON CONFLICT (request_id) DO NOTHING");
             qb.build()
-                .persistent(chunk.len() == ROWS_PER_STATEMENT)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db(BACKEND))?;

@@ -1,5 +1,7 @@
 //! Record types and their mapping to the flat column layout both backends share.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
@@ -61,20 +63,22 @@ pub(crate) const REQUEST_INSERT_COLUMNS: &str = "request_id, ts_ms, tenant, key_
      stream, cache, tags, metadata, user_id, bodies, experiment, experiment_arm";
 
 /// A [`RequestRecord`] reduced to types every SQL backend can bind natively
-/// (signed integers, text, f64, bool), so the backend modules only move values.
+/// (signed integers, text, f64, bool), so the backend modules only move values. Text borrows
+/// from the record being written (or the row being read): the writer keeps its batch for the
+/// spool, so owning would copy every string of every record once more before the driver does.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RequestRow {
-    pub request_id: String,
+pub(crate) struct RequestRow<'a> {
+    pub request_id: Cow<'a, str>,
     pub ts_ms: i64,
-    pub tenant: String,
-    pub key_id: String,
-    pub endpoint: String,
-    pub model_requested: String,
-    pub model_used: Option<String>,
-    pub provider: Option<String>,
+    pub tenant: Cow<'a, str>,
+    pub key_id: Cow<'a, str>,
+    pub endpoint: Cow<'a, str>,
+    pub model_requested: Cow<'a, str>,
+    pub model_used: Option<Cow<'a, str>>,
+    pub provider: Option<Cow<'a, str>>,
     pub status: i32,
-    pub error_kind: Option<String>,
-    pub error_message: Option<String>,
+    pub error_kind: Option<Cow<'a, str>>,
+    pub error_message: Option<Cow<'a, str>>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cost_usd: f64,
@@ -82,14 +86,14 @@ pub(crate) struct RequestRow {
     pub ttft_ms: Option<i64>,
     pub attempts: i64,
     pub stream: bool,
-    pub cache: Option<String>,
-    pub tags: String,
-    pub metadata: String,
-    pub user_id: Option<String>,
-    pub bodies: Option<String>,
+    pub cache: Option<Cow<'a, str>>,
+    pub tags: Cow<'a, str>,
+    pub metadata: Cow<'a, str>,
+    pub user_id: Option<Cow<'a, str>>,
+    pub bodies: Option<Cow<'a, str>>,
     /// `metadata.experiment`'s name and arm, as their own indexed columns (insert only).
-    pub experiment: Option<String>,
-    pub experiment_arm: Option<String>,
+    pub experiment: Option<Cow<'a, str>>,
+    pub experiment_arm: Option<Cow<'a, str>>,
 }
 
 /// Saturates instead of failing: a single absurd counter must not make a
@@ -118,8 +122,16 @@ pub(crate) fn finite_cost(rec: &RequestRecord) -> f64 {
     }
 }
 
-impl RequestRow {
-    pub(crate) fn from_record(rec: &RequestRecord) -> Result<Self, StoreError> {
+fn borrowed(s: &Option<String>) -> Option<Cow<'_, str>> {
+    s.as_deref().map(Cow::Borrowed)
+}
+
+fn owned(s: Option<Cow<'_, str>>) -> Option<String> {
+    s.map(Cow::into_owned)
+}
+
+impl<'a> RequestRow<'a> {
+    pub(crate) fn from_record(rec: &'a RequestRecord) -> Result<Self, StoreError> {
         let tags = serde_json::to_string(&rec.tags)
             .map_err(|e| StoreError::Encode(format!("tags of {}: {e}", rec.request_id)))?;
         let metadata = serde_json::to_string(&rec.metadata)
@@ -134,17 +146,17 @@ impl RequestRow {
         let cost_usd = finite_cost(rec);
         let (experiment, experiment_arm) = crate::feedback::experiment_tag(&rec.metadata);
         Ok(Self {
-            request_id: rec.request_id.clone(),
+            request_id: Cow::Borrowed(&rec.request_id),
             ts_ms: rec.ts_ms,
-            tenant: rec.tenant.clone(),
-            key_id: rec.key_id.clone(),
-            endpoint: rec.endpoint.clone(),
-            model_requested: rec.model_requested.clone(),
-            model_used: rec.model_used.clone(),
-            provider: rec.provider.clone(),
+            tenant: Cow::Borrowed(&rec.tenant),
+            key_id: Cow::Borrowed(&rec.key_id),
+            endpoint: Cow::Borrowed(&rec.endpoint),
+            model_requested: Cow::Borrowed(&rec.model_requested),
+            model_used: borrowed(&rec.model_used),
+            provider: borrowed(&rec.provider),
             status: i32::from(rec.status),
-            error_kind: rec.error_kind.clone(),
-            error_message: rec.error_message.clone(),
+            error_kind: borrowed(&rec.error_kind),
+            error_message: borrowed(&rec.error_message),
             prompt_tokens: to_i64(rec.prompt_tokens),
             completion_tokens: to_i64(rec.completion_tokens),
             cost_usd,
@@ -152,18 +164,18 @@ impl RequestRow {
             ttft_ms: rec.ttft_ms.map(to_i64),
             attempts: i64::from(rec.attempts),
             stream: rec.stream,
-            cache: rec.cache.clone(),
-            tags,
-            metadata,
-            user_id: rec.user.clone(),
-            bodies,
-            experiment,
-            experiment_arm,
+            cache: borrowed(&rec.cache),
+            tags: Cow::Owned(tags),
+            metadata: Cow::Owned(metadata),
+            user_id: borrowed(&rec.user),
+            bodies: bodies.map(Cow::Owned),
+            experiment: experiment.map(Cow::Owned),
+            experiment_arm: experiment_arm.map(Cow::Owned),
         })
     }
 
     pub(crate) fn into_record(self) -> Result<RequestRecord, StoreError> {
-        let id = self.request_id.as_str();
+        let id: &str = &self.request_id;
         let corrupt = |field: &str, detail: String| {
             StoreError::Corrupt(format!("request {id}: column {field}: {detail}"))
         };
@@ -175,7 +187,7 @@ impl RequestRow {
             serde_json::from_str(&self.tags).map_err(|e| corrupt("tags", e.to_string()))?;
         let metadata: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&self.metadata).map_err(|e| corrupt("metadata", e.to_string()))?;
-        let bodies = match &self.bodies {
+        let bodies = match self.bodies.as_deref() {
             Some(b) => Some(serde_json::from_str(b).map_err(|e| corrupt("bodies", e.to_string()))?),
             None => None,
         };
@@ -187,17 +199,17 @@ impl RequestRow {
             None => None,
         };
         Ok(RequestRecord {
-            request_id: self.request_id,
+            request_id: self.request_id.into_owned(),
             ts_ms: self.ts_ms,
-            tenant: self.tenant,
-            key_id: self.key_id,
-            endpoint: self.endpoint,
-            model_requested: self.model_requested,
-            model_used: self.model_used,
-            provider: self.provider,
+            tenant: self.tenant.into_owned(),
+            key_id: self.key_id.into_owned(),
+            endpoint: self.endpoint.into_owned(),
+            model_requested: self.model_requested.into_owned(),
+            model_used: owned(self.model_used),
+            provider: owned(self.provider),
             status,
-            error_kind: self.error_kind,
-            error_message: self.error_message,
+            error_kind: owned(self.error_kind),
+            error_message: owned(self.error_message),
             prompt_tokens,
             completion_tokens,
             cost_usd: self.cost_usd,
@@ -205,10 +217,10 @@ impl RequestRow {
             ttft_ms,
             attempts,
             stream: self.stream,
-            cache: self.cache,
+            cache: owned(self.cache),
             tags,
             metadata,
-            user: self.user_id,
+            user: owned(self.user_id),
             bodies,
         })
     }
@@ -216,12 +228,12 @@ impl RequestRow {
     /// PostgreSQL rejects NUL in TEXT; upstream error messages occasionally
     /// carry one, and a rejected row would otherwise poison its whole batch.
     pub(crate) fn strip_nul(mut self) -> Self {
-        fn clean(s: &mut String) {
+        fn clean(s: &mut Cow<'_, str>) {
             if s.contains('\0') {
-                *s = s.replace('\0', "\u{FFFD}");
+                *s = Cow::Owned(s.replace('\0', "\u{FFFD}"));
             }
         }
-        fn clean_opt(s: &mut Option<String>) {
+        fn clean_opt(s: &mut Option<Cow<'_, str>>) {
             if let Some(s) = s {
                 clean(s);
             }
@@ -244,9 +256,27 @@ impl RequestRow {
     }
 }
 
+/// Splits rows for multi-row INSERTs into chunks of `max` rows (a power of two), the rest into
+/// powers of two: every chunk size is one of a handful of statements, all kept prepared.
+/// Below full load nearly every batch is partial; a statement per row count was parsed anew for
+/// each one (a tenth of the gateway's instructions at a few hundred requests a second), and
+/// keeping those would grow the statement cache with every batch size seen.
+pub(crate) fn insert_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        let n = rest.len().min(max);
+        if n == 0 {
+            return None;
+        }
+        let (chunk, tail) = rest.split_at(1 << n.ilog2());
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 /// Keeps the first occurrence of each request_id. Replays and retries make
 /// duplicates normal, and a multi-row upsert must not see one id twice.
-pub(crate) fn dedup_rows(rows: Vec<RequestRow>) -> Vec<RequestRow> {
+pub(crate) fn dedup_rows(rows: Vec<RequestRow<'_>>) -> Vec<RequestRow<'_>> {
     let mut seen = std::collections::HashSet::with_capacity(rows.len());
     rows.into_iter()
         .filter(|r| seen.insert(r.request_id.clone()))
@@ -308,7 +338,8 @@ mod tests {
 
     #[test]
     fn negative_counter_in_db_is_reported_not_wrapped() {
-        let mut row = RequestRow::from_record(&sample("r3")).unwrap();
+        let rec = sample("r3");
+        let mut row = RequestRow::from_record(&rec).unwrap();
         row.latency_ms = -5;
         let err = row.into_record().unwrap_err();
         assert!(err.to_string().contains("latency_ms"), "{err}");
@@ -336,8 +367,27 @@ mod tests {
     }
 
     #[test]
+    fn insert_chunks_are_full_or_powers_of_two_and_cover_every_row() {
+        let rows: Vec<u32> = (0..300).collect();
+        for n in [0, 1, 2, 3, 12, 63, 64, 65, 200, 300] {
+            let chunks: Vec<&[u32]> = insert_chunks(&rows[..n], 64).collect();
+            let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+            assert!(
+                sizes.iter().all(|s| s.is_power_of_two() && *s <= 64),
+                "{n}: {sizes:?}"
+            );
+            assert_eq!(chunks.concat(), &rows[..n], "{n}: {sizes:?}");
+        }
+        let sizes: Vec<usize> = insert_chunks(&rows[..200], 64).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [64, 64, 64, 8]);
+        let sizes: Vec<usize> = insert_chunks(&rows[..12], 64).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [8, 4]);
+    }
+
+    #[test]
     fn dedup_keeps_first() {
-        let a = RequestRow::from_record(&sample("x")).unwrap();
+        let rec = sample("x");
+        let a = RequestRow::from_record(&rec).unwrap();
         let mut b = a.clone();
         b.status = 500;
         let out = dedup_rows(vec![a.clone(), b]);

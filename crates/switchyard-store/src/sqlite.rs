@@ -10,7 +10,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use crate::record::{dedup_rows, RequestRow, REQUEST_COLUMNS, REQUEST_INSERT_COLUMNS};
+use crate::record::{
+    dedup_rows, insert_chunks, RequestRow, REQUEST_COLUMNS, REQUEST_INSERT_COLUMNS,
+};
 use crate::{
     redact_url, ApiKeyRecord, ArmStats, AuditEvent, CacheEntryFilter, CacheEntryRecord, CostFilter,
     ExperimentQuery, FeedbackRecord, ModelFeedback, RequestRecord, SpendQuery, SpendRow, Store,
@@ -25,9 +27,8 @@ mod schema;
 
 const BACKEND: &str = "sqlite";
 
-/// Rows per multi-row INSERT (25 bound variables each, under SQLite's default limit of 32766). Every distinct row count is a distinct statement; only full chunks
-/// are kept prepared, so the statement cache holds one insert instead of one per batch size
-/// (each a large prepared program per connection, which grew memory under load).
+/// Rows per multi-row INSERT (25 bound variables each, under SQLite's default limit of 32766);
+/// a power of two, for [`insert_chunks`].
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// Long enough to ride out a checkpoint or a concurrent writer, short enough
@@ -145,7 +146,7 @@ impl SqliteStore {
     }
 }
 
-fn read_request(row: &SqliteRow) -> Result<RequestRow, sqlx::Error> {
+fn read_request(row: &SqliteRow) -> Result<RequestRow<'_>, sqlx::Error> {
     Ok(RequestRow {
         request_id: row.try_get("request_id")?,
         ts_ms: row.try_get("ts_ms")?,
@@ -217,7 +218,7 @@ impl Store for SqliteStore {
                 .collect::<Result<Vec<_>, _>>()?,
         );
         let mut tx = self.pool.begin().await.map_err(StoreError::db(BACKEND))?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in insert_chunks(&rows, ROWS_PER_STATEMENT) {
             let mut qb = QueryBuilder::<Sqlite>::new(format!(
                 "INSERT INTO requests ({REQUEST_INSERT_COLUMNS}) "
             ));
@@ -250,7 +251,6 @@ impl Store for SqliteStore {
             });
             qb.push(" ON CONFLICT (request_id) DO NOTHING");
             qb.build()
-                .persistent(chunk.len() == ROWS_PER_STATEMENT)
                 .execute(&mut *tx)
                 .await
                 .map_err(StoreError::db(BACKEND))?;

@@ -90,7 +90,7 @@ pub(super) fn respond(
         )
             .into_response()
     } else {
-        match serde_json::to_vec(&resp) {
+        match super::chat::response_json(&resp) {
             Ok(body) => ([(http::header::CONTENT_TYPE, "application/json")], body).into_response(),
             Err(e) => {
                 return fail(
