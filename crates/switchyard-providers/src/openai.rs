@@ -148,7 +148,7 @@ impl Provider for OpenAiProvider {
         body.model = upstream_model.to_owned();
         if let Some(plain) = &self.plain_embeddings {
             return plain
-                .post_json(&body, plain::json_size_hint(body.input.chars(), 1))
+                .post_json(&body, switchyard_api::json_size_hint(body.input.chars(), 1))
                 .await;
         }
         send_json(

@@ -30,12 +30,6 @@ use crate::ProviderError;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The expected size of a JSON body carrying `text_bytes` of text in `items` strings: the text, a
-/// margin for escapes, and the keys and punctuation around each item and the whole body.
-pub(crate) fn json_size_hint(text_bytes: usize, items: usize) -> usize {
-    text_bytes + text_bytes / 8 + 64 * items + 256
-}
-
 /// One `http://` endpoint (chat or embeddings) of one provider: its URI and headers are built
 /// once, so a request only clones them.
 pub(crate) struct PlainEndpoint {
@@ -101,9 +95,8 @@ impl PlainEndpoint {
         Ok(sse_from_bytes(resp.into_body().into_data_stream()))
     }
 
-    /// The body is serialized into a buffer of `size_hint` bytes: growing one from empty would
-    /// reallocate and copy it about ten times for a 32 KiB prompt, and leave size classes of
-    /// every power of two behind in the allocator.
+    /// The body is serialized into a buffer of `size_hint` bytes
+    /// ([`switchyard_api::json_size_hint`]) instead of one grown from empty.
     async fn post<B: Serialize>(
         &self,
         body: &B,

@@ -52,8 +52,6 @@ pub(crate) struct UpstreamChatBody<'a> {
     // `metadata` holds the gateway's own tags: never forwarded.
     #[serde(flatten)]
     extra: &'a Map<String, Value>,
-    #[serde(skip)]
-    size_hint: usize,
 }
 
 /// The client's stream options with `include_usage` forced on.
@@ -122,13 +120,13 @@ impl<'a> UpstreamChatBody<'a> {
             logprobs: *logprobs,
             top_logprobs: *top_logprobs,
             extra,
-            size_hint: crate::plain::json_size_hint(req.prompt_chars(), messages.len()),
         }
     }
 
     /// What the serialized body is expected to weigh: dominated by the messages' text.
     pub(crate) fn json_size_hint(&self) -> usize {
-        self.size_hint
+        let text = self.messages.iter().map(ChatMessage::text_len).sum();
+        switchyard_api::json_size_hint(text, self.messages.len())
     }
 }
 

@@ -246,11 +246,14 @@ pub async fn chat_completions(
     response
 }
 
-/// The answer's JSON, serialized into a buffer sized from its text: growing one from empty
-/// reallocated it a few times for every answer.
+/// The answer's JSON, serialized into a buffer sized from its text
+/// ([`switchyard_api::json_size_hint`]) instead of one grown from empty.
 pub(super) fn response_json(resp: &ChatCompletionResponse) -> serde_json::Result<Vec<u8>> {
     let text: usize = resp.choices.iter().map(|c| c.message.text_len()).sum();
-    let mut out = Vec::with_capacity(text + text / 8 + 512);
+    // The envelope (id, model, usage, finish reasons) weighs more than a request's.
+    let envelope = 256;
+    let mut out =
+        Vec::with_capacity(switchyard_api::json_size_hint(text, resp.choices.len()) + envelope);
     serde_json::to_writer(&mut out, resp)?;
     Ok(out)
 }
